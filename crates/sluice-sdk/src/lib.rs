@@ -100,6 +100,16 @@ pub struct Downlink {
     pub metadata: Vec<(String, String)>,
 }
 
+impl Downlink {
+    /// The first metadata value for `key`.
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        self.metadata
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// An encoded downlink frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Encoded {
@@ -155,14 +165,20 @@ impl CodecError {
     }
 }
 
+impl ErrorKind {
+    /// The contract's name for the kind: `invalid-input`, `unsupported` or `internal`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidInput => "invalid-input",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
 impl std::fmt::Display for CodecError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = match self.kind {
-            ErrorKind::InvalidInput => "invalid input",
-            ErrorKind::Unsupported => "unsupported",
-            ErrorKind::Internal => "internal error",
-        };
-        write!(f, "{kind}: {}", self.message)
+        write!(f, "{}: {}", self.kind.as_str(), self.message)
     }
 }
 
@@ -213,7 +229,9 @@ pub trait Codec {
     /// Encodes one downlink. Codecs that do not encode keep the default, which refuses.
     fn encode(message: &Downlink) -> Result<Encoded, CodecError> {
         let _ = message;
-        Err(CodecError::unsupported("this codec does not encode downlinks"))
+        Err(CodecError::unsupported(
+            "this codec does not encode downlinks",
+        ))
     }
 }
 
@@ -388,9 +406,7 @@ fn uplink_from_wit(message: wit::Uplink) -> Uplink {
 pub mod __private {
     use super::*;
 
-    pub fn decode_uplink<C: Codec>(
-        message: wit::Uplink,
-    ) -> Result<wit::Document, wit::CodecError> {
+    pub fn decode_uplink<C: Codec>(message: wit::Uplink) -> Result<wit::Document, wit::CodecError> {
         let message = uplink_from_wit(message);
         let value = C::decode(&message).map_err(error_to_wit)?;
         document_to_wit(&value)
@@ -434,12 +450,17 @@ pub mod __private {
 }
 
 /// Exports a [`Codec`] implementation as the module's `codec` world.
+///
+/// Expands to nothing when not compiling to wasm, so the same crate can be unit-tested
+/// natively.
 #[macro_export]
 macro_rules! export_codec {
     ($codec:ty) => {
+        #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         pub struct __SluiceCodecExport;
 
+        #[cfg(target_arch = "wasm32")]
         impl $crate::bindings::codec::Guest for __SluiceCodecExport {
             fn decode_uplink(
                 message: $crate::bindings::codec::sluice::codec::types::Uplink,
@@ -460,17 +481,22 @@ macro_rules! export_codec {
             }
         }
 
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::codec::export!(__SluiceCodecExport);
     };
 }
 
 /// Exports a [`Router`] implementation as the module's `router` world.
+///
+/// Expands to nothing when not compiling to wasm.
 #[macro_export]
 macro_rules! export_router {
     ($router:ty) => {
+        #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         pub struct __SluiceRouterExport;
 
+        #[cfg(target_arch = "wasm32")]
         impl $crate::bindings::router::Guest for __SluiceRouterExport {
             fn route(
                 message: $crate::bindings::codec::sluice::codec::types::Uplink,
@@ -483,6 +509,7 @@ macro_rules! export_router {
             }
         }
 
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::router::export!(__SluiceRouterExport);
     };
 }

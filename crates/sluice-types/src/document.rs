@@ -72,9 +72,14 @@ impl Document {
 
     /// Parses and checks JSON bytes.
     pub fn from_json_slice(bytes: &[u8]) -> Result<Self, DocumentError> {
-        // serde_json refuses NaN/Infinity and limits recursion to 128 on its own.
-        let value: Value =
-            serde_json::from_slice(bytes).map_err(|e| DocumentError::Json(e.to_string()))?;
+        // serde_json refuses NaN/Infinity and stops at 128 levels of nesting on its own.
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+            if e.to_string().starts_with("recursion limit exceeded") {
+                DocumentError::TooDeep
+            } else {
+                DocumentError::Json(e.to_string())
+            }
+        })?;
         Self::from_value(value)
     }
 

@@ -107,6 +107,27 @@ impl Instance {
         self.live.is_some()
     }
 
+    /// Creates the wasm instance now instead of on the first call (to warm up a binding, or
+    /// to measure instantiation). Does nothing when one is alive.
+    pub fn prepare(&mut self) -> Result<(), GuestFailure> {
+        if self.live.is_some() {
+            return Ok(());
+        }
+        match self.instantiate() {
+            Ok(live) => {
+                self.live = Some(live);
+                Ok(())
+            }
+            Err(e) => Err(classify(
+                self.module.module_ref(),
+                &self.module.policy().limits,
+                self.stack_limit_bytes(),
+                e,
+                &[],
+            )),
+        }
+    }
+
     /// Decodes one uplink into a document.
     pub fn decode(&mut self, message: &Uplink) -> CallOutcome<Document> {
         let input = CallInput {
@@ -217,7 +238,13 @@ impl Instance {
                 Err(e) => {
                     report.duration = started.elapsed();
                     return CallOutcome {
-                        result: Err(classify(&module_ref, &limits, e, &[])),
+                        result: Err(classify(
+                            &module_ref,
+                            &limits,
+                            self.stack_limit_bytes(),
+                            e,
+                            &[],
+                        )),
                         report,
                     };
                 }
@@ -275,7 +302,13 @@ impl Instance {
         }
         let result = match outcome {
             Ok(result) => result,
-            Err(e) => Err(classify(&module_ref, &limits, e, &report.logs)),
+            Err(e) => Err(classify(
+                &module_ref,
+                &limits,
+                self.stack_limit_bytes(),
+                e,
+                &report.logs,
+            )),
         };
         if let Err(failure) = &result
             && failure.poisons_instance()
@@ -287,6 +320,10 @@ impl Instance {
         }
         report.duration = started.elapsed();
         CallOutcome { result, report }
+    }
+
+    fn stack_limit_bytes(&self) -> u64 {
+        self.module.inner.runtime.config.ceiling.max_stack_bytes
     }
 
     fn instantiate(&mut self) -> wasmtime::Result<Live> {
@@ -527,9 +564,13 @@ fn panic_message(logs: &[LogLine]) -> Option<String> {
 }
 
 /// Maps a wasmtime error from a call or an instantiation to the typed failure.
+///
+/// `stack_limit_bytes` is the stack limit in force: the engine's, which wasmtime applies to
+/// every module of the engine.
 fn classify(
     module: &ModuleRef,
     limits: &sluice_types::Limits,
+    stack_limit_bytes: u64,
     error: wasmtime::Error,
     logs: &[LogLine],
 ) -> GuestFailure {
@@ -591,7 +632,7 @@ fn classify(
         Trap::StackOverflow => {
             return GuestFailure::StackOverflow {
                 module,
-                limit_bytes: limits.max_stack_bytes,
+                limit_bytes: stack_limit_bytes,
             };
         }
         Trap::UnreachableCodeReached => TrapKind::Unreachable,

@@ -90,7 +90,7 @@ fn unbounded_recursion_overflows_the_stack() {
         out.result.expect_err("recurses"),
         GuestFailure::StackOverflow {
             module: module_ref("tp_recursion"),
-            limit_bytes: Limits::default().max_stack_bytes,
+            limit_bytes: crate::runtime().config().ceiling.max_stack_bytes,
         }
     );
     assert_host_unharmed();

@@ -1,0 +1,141 @@
+//! Native Rust decoding vs the Sluice sandbox, on the same Cayenne LPP frames, in one run.
+//!
+//! `cargo bench -p sluice-benches --bench decode` prints a Markdown table: throughput on one
+//! core and per-call p50/p99/p99.9, plus compile and instantiation times.
+//! `SLUICE_BENCH_CALLS` sets the measured calls per contender (default 300000);
+//! `SLUICE_BENCH_ONLY=native|reused|fresh` runs one contender group (for profiling).
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use sluice_benches::{Measurement, cayenne_frames, measure, table};
+use sluice_runtime::{InstanceEnv, Runtime, RuntimeConfig};
+use sluice_types::{ModulePolicy, ModuleRef, Uplink};
+
+fn main() {
+    let calls: u64 = std::env::var("SLUICE_BENCH_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300_000);
+    let only = std::env::var("SLUICE_BENCH_ONLY").unwrap_or_default();
+    let wanted = |group: &str| only.is_empty() || only == group;
+    let warmup = (calls / 10).max(1_000);
+    let frames = cayenne_frames();
+    let uplinks: Vec<Uplink> = frames
+        .iter()
+        .map(|f| Uplink {
+            device_id: "bench-device".into(),
+            port: 1,
+            received_at_ms: 1_700_000_000_000,
+            payload: f.clone(),
+            metadata: vec![("gateway".into(), "gw-1".into())],
+        })
+        .collect();
+    let n = frames.len() as u64;
+
+    let runtime = Runtime::new(RuntimeConfig::default()).expect("runtime");
+    let bytes = std::fs::read(sluice_test_programs::CAYENNE_LPP).expect("component");
+    let compile_started = Instant::now();
+    let module = runtime
+        .load(
+            ModuleRef::new("cayenne-lpp", "bench"),
+            &bytes,
+            ModulePolicy::default(),
+        )
+        .expect("loads");
+    let compile = compile_started.elapsed();
+
+    // Every contender must produce the same documents.
+    let mut check = module.instantiate(InstanceEnv::default());
+    for (frame, uplink) in frames.iter().zip(&uplinks) {
+        let native = cayenne_lpp::decode(frame).expect("native decodes");
+        let sandboxed = check.decode(uplink).result.expect("sandbox decodes");
+        assert_eq!(sandboxed.into_value(), native, "same document");
+    }
+
+    let mut native: Option<Measurement> = None;
+    let mut reused: Option<Measurement> = None;
+    let mut rows: Vec<Measurement> = Vec::new();
+    if wanted("native") {
+        let m = measure("native Rust (decode → value)", warmup, calls, |i| {
+            black_box(cayenne_lpp::decode(black_box(&frames[(i % n) as usize])).ok());
+        });
+        native = Some(m.clone());
+        rows.push(m);
+        rows.push(measure(
+            "native Rust (decode → JSON bytes)",
+            warmup,
+            calls,
+            |i| {
+                let v = cayenne_lpp::decode(black_box(&frames[(i % n) as usize]));
+                black_box(v.ok().map(|v| serde_json::to_vec(&v).ok()));
+            },
+        ));
+    }
+    if wanted("reused") {
+        let mut instance = module.instantiate(InstanceEnv::default());
+        let m = measure(
+            "Sluice sandbox, reused instance (default)",
+            warmup,
+            calls,
+            |i| {
+                let out = instance.decode(&uplinks[(i % n) as usize]);
+                black_box(out.result.ok());
+            },
+        );
+        reused = Some(m.clone());
+        rows.push(m);
+    }
+    let mut instantiation = None;
+    if wanted("fresh") {
+        let fresh_module = runtime
+            .load(
+                ModuleRef::new("cayenne-lpp", "bench-fresh"),
+                &bytes,
+                ModulePolicy {
+                    fresh_instance_per_call: true,
+                    ..ModulePolicy::default()
+                },
+            )
+            .expect("loads");
+        let mut fresh = fresh_module.instantiate(InstanceEnv::default());
+        let fresh_calls = (calls / 5).max(1_000);
+        rows.push(measure(
+            "Sluice sandbox, fresh instance per message",
+            fresh_calls / 10,
+            fresh_calls,
+            |i| {
+                let out = fresh.decode(&uplinks[(i % n) as usize]);
+                black_box(out.result.ok());
+            },
+        ));
+        instantiation = Some(measure("instantiation only", 100, 5_000, |_| {
+            let mut inst = module.instantiate(InstanceEnv::default());
+            black_box(inst.prepare().ok());
+        }));
+    }
+
+    println!(
+        "\n## Cayenne LPP decode: native vs sandbox ({calls} calls per contender, 5 frames of 4–41 bytes, one thread)\n"
+    );
+    println!("{}", table(&rows));
+    println!(
+        "compile (validate + cranelift, cache miss): {:.1} ms",
+        compile.as_secs_f64() * 1e3
+    );
+    if let Some(inst) = instantiation {
+        println!(
+            "instantiation (pooling allocator + InstancePre, then drop): p50 {:.1} µs, p99 {:.1} µs",
+            inst.p50.as_secs_f64() * 1e6,
+            inst.p99.as_secs_f64() * 1e6
+        );
+    }
+    if let (Some(native), Some(reused)) = (native, reused) {
+        println!(
+            "\nsandboxed / native time: {:.1}× (target ≤ 10×); sandboxed msgs/s: {:.0} (target ≥ 100k); sandboxed p99.9/p50: {:.1} (target ≤ 3)",
+            native.per_second / reused.per_second,
+            reused.per_second,
+            reused.p999.as_secs_f64() / reused.p50.as_secs_f64()
+        );
+    }
+}

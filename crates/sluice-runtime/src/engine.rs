@@ -1,6 +1,6 @@
 //! The engine, the compile cache and loading modules.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -63,11 +63,27 @@ pub enum RuntimeError {
     Limits(String),
 }
 
-pub(crate) struct RuntimeInner {
+/// Smallest stack class: module stack limits are rounded up to a power of two from here.
+const MIN_STACK_CLASS_BYTES: u64 = 64 * 1024;
+
+/// One wasmtime engine, its linker and its compile cache.
+///
+/// wasmtime applies `max_wasm_stack` to a whole engine, so the runtime keeps one engine per
+/// stack class (a power of two between 64 KiB and the ceiling) and compiles each module in the
+/// engine of its `max_stack_bytes`. There are at most a handful of classes.
+pub(crate) struct EngineSlot {
     pub engine: Engine,
     pub linker: Linker<HostState>,
-    pub config: RuntimeConfig,
+    /// The stack limit this engine enforces.
+    pub stack_bytes: u64,
     cache: Mutex<HashMap<[u8; 32], Component>>,
+}
+
+pub(crate) struct RuntimeInner {
+    pub config: RuntimeConfig,
+    slots: Mutex<BTreeMap<u64, Arc<EngineSlot>>>,
+    /// Engines the epoch ticker advances.
+    ticked: Arc<Mutex<Vec<Engine>>>,
     stop_ticker: Arc<AtomicBool>,
 }
 
@@ -77,7 +93,7 @@ impl Drop for RuntimeInner {
     }
 }
 
-/// The sandbox: one wasmtime engine, its compile cache and its epoch ticker.
+/// The sandbox: wasmtime engines, their compile caches and the epoch ticker.
 ///
 /// Cheap to clone; clones share everything.
 #[derive(Clone)]
@@ -93,7 +109,7 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
-fn engine_config(config: &RuntimeConfig) -> Config {
+fn engine_config(config: &RuntimeConfig, stack_bytes: u64) -> Config {
     let ceiling = &config.ceiling;
     let slots = config.max_instances;
     let mut pooling = PoolingAllocationConfig::default();
@@ -114,7 +130,7 @@ fn engine_config(config: &RuntimeConfig) -> Config {
     let mut cfg = Config::new();
     cfg.consume_fuel(true)
         .epoch_interruption(true)
-        .max_wasm_stack(usize::try_from(ceiling.max_stack_bytes).unwrap_or(usize::MAX))
+        .max_wasm_stack(usize::try_from(stack_bytes).unwrap_or(usize::MAX))
         .wasm_component_model(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
     cfg
@@ -124,8 +140,19 @@ fn hash(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
+/// The stack class of a module's stack limit: the next power of two, at least 64 KiB, at most
+/// the ceiling.
+fn stack_class(requested_bytes: u64, ceiling_bytes: u64) -> u64 {
+    requested_bytes
+        .max(MIN_STACK_CLASS_BYTES)
+        .checked_next_power_of_two()
+        .unwrap_or(u64::MAX)
+        .min(ceiling_bytes)
+}
+
 impl Runtime {
-    /// Starts a runtime: builds the engine and the host linker and starts the epoch ticker.
+    /// Starts a runtime: checks the configuration, builds the engine of the ceiling's stack
+    /// class and starts the epoch ticker.
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
         config
             .ceiling
@@ -134,14 +161,10 @@ impl Runtime {
         if config.epoch_tick.is_zero() {
             return Err(RuntimeError::Limits("epoch_tick must be > 0".into()));
         }
-        let engine = Engine::new(&engine_config(&config))
-            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-        let mut linker = Linker::<HostState>::new(&engine);
-        add_host_to_linker(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-
         let stop_ticker = Arc::new(AtomicBool::new(false));
+        let ticked: Arc<Mutex<Vec<Engine>>> = Arc::default();
         {
-            let engine = engine.clone();
+            let engines = ticked.clone();
             let stop = stop_ticker.clone();
             let tick = config.epoch_tick;
             std::thread::Builder::new()
@@ -149,20 +172,50 @@ impl Runtime {
                 .spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
                         std::thread::sleep(tick);
-                        engine.increment_epoch();
+                        for engine in engines.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                            engine.increment_epoch();
+                        }
                     }
                 })
                 .map_err(|e| RuntimeError::Engine(format!("cannot start epoch ticker: {e}")))?;
         }
-        Ok(Self {
+        let runtime = Self {
             inner: Arc::new(RuntimeInner {
-                engine,
-                linker,
                 config,
-                cache: Mutex::new(HashMap::new()),
+                slots: Mutex::new(BTreeMap::new()),
+                ticked,
                 stop_ticker,
             }),
-        })
+        };
+        // Build the ceiling's engine now, so a bad configuration fails here.
+        runtime.slot(runtime.inner.config.ceiling.max_stack_bytes)?;
+        Ok(runtime)
+    }
+
+    /// The engine for a stack limit, created on first use.
+    fn slot(&self, stack_bytes: u64) -> Result<Arc<EngineSlot>, RuntimeError> {
+        let class = stack_class(stack_bytes, self.inner.config.ceiling.max_stack_bytes);
+        let mut slots = self.inner.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = slots.get(&class) {
+            return Ok(slot.clone());
+        }
+        let engine = Engine::new(&engine_config(&self.inner.config, class))
+            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let mut linker = Linker::<HostState>::new(&engine);
+        add_host_to_linker(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        self.inner
+            .ticked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(engine.clone());
+        let slot = Arc::new(EngineSlot {
+            engine,
+            linker,
+            stack_bytes: class,
+            cache: Mutex::new(HashMap::new()),
+        });
+        slots.insert(class, slot.clone());
+        Ok(slot)
     }
 
     /// The runtime's configuration.
@@ -173,8 +226,21 @@ impl Runtime {
     /// Compiles `bytes` (or takes the compiled artifact from the cache) and describes it,
     /// without applying any policy: what `sluice inspect` shows.
     pub fn inspect(&self, bytes: &[u8]) -> Result<ComponentInfo, ValidationError> {
-        let component = self.compile(bytes)?;
-        let engine = &self.inner.engine;
+        let slot = self
+            .slot(self.inner.config.ceiling.max_stack_bytes)
+            .map_err(|e| ValidationError::Invalid {
+                message: e.to_string(),
+            })?;
+        let component = self.compile(&slot, bytes)?;
+        Self::describe(&slot, &component, bytes)
+    }
+
+    fn describe(
+        slot: &EngineSlot,
+        component: &Component,
+        bytes: &[u8],
+    ) -> Result<ComponentInfo, ValidationError> {
+        let engine = &slot.engine;
         let ty = component.component_type();
         let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
         let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
@@ -207,12 +273,18 @@ impl Runtime {
             .limits
             .validate(&self.inner.config.ceiling)
             .map_err(|e| rejected(ValidationError::Limits(e.to_string())))?;
-        let info = self.inspect(bytes).map_err(rejected)?;
+        let slot = self
+            .slot(policy.limits.max_stack_bytes)
+            .map_err(|e| GuestFailure::Host {
+                module: module.clone(),
+                message: e.to_string(),
+            })?;
+        let component = self.compile(&slot, bytes).map_err(rejected)?;
+        let info = Self::describe(&slot, &component, bytes).map_err(rejected)?;
         for import in &info.imports {
             validate::check_import(import, &policy).map_err(rejected)?;
         }
-        let component = self.compile(bytes).map_err(rejected)?;
-        let pre = self.inner.linker.instantiate_pre(&component).map_err(|e| {
+        let pre = slot.linker.instantiate_pre(&component).map_err(|e| {
             rejected(ValidationError::WrongContract {
                 export: "(imports)".into(),
                 world: info.world.to_string(),
@@ -239,27 +311,111 @@ impl Runtime {
                 info,
                 policy,
                 pre,
+                slot,
                 runtime: self.inner.clone(),
             }),
         })
     }
 
-    fn compile(&self, bytes: &[u8]) -> Result<Component, ValidationError> {
+    fn compile(&self, slot: &EngineSlot, bytes: &[u8]) -> Result<Component, ValidationError> {
         validate::check_binary(bytes)?;
         let key = hash(bytes);
-        if let Some(hit) = self.cache().get(&key) {
+        if let Some(hit) = slot.cache().get(&key) {
             return Ok(hit.clone());
         }
-        let component =
-            Component::new(&self.inner.engine, bytes).map_err(|e| ValidationError::Invalid {
-                message: format!("{e:#}"),
-            })?;
-        self.cache().insert(key, component.clone());
+        let disk = self.inner.config.cache_dir.as_deref().map(|dir| DiskCache {
+            dir,
+            engine: &slot.engine,
+            key,
+        });
+        let component = match disk.as_ref().and_then(DiskCache::load) {
+            Some(component) => component,
+            None => {
+                let component =
+                    Component::new(&slot.engine, bytes).map_err(|e| ValidationError::Invalid {
+                        message: format!("{e:#}"),
+                    })?;
+                if let Some(disk) = &disk {
+                    disk.store(&component);
+                }
+                component
+            }
+        };
+        slot.cache().insert(key, component.clone());
         Ok(component)
     }
+}
 
+impl EngineSlot {
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Component>> {
-        self.inner.cache.lock().unwrap_or_else(|e| e.into_inner())
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Compiled artifacts on disk, named by the component's hash and the engine's compatibility
+/// hash, each with a SHA-256 sidecar that is checked before the artifact is loaded. A missing,
+/// corrupt or incompatible entry is a miss, never an error: the component is compiled again.
+///
+/// The directory must be writable only by the user running Sluice: a loaded artifact is native
+/// code.
+struct DiskCache<'a> {
+    dir: &'a std::path::Path,
+    engine: &'a Engine,
+    key: [u8; 32],
+}
+
+impl DiskCache<'_> {
+    fn path(&self) -> PathBuf {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut hasher);
+        self.dir.join(format!(
+            "{}-{:016x}.cwasm",
+            hex::encode(self.key),
+            hasher.finish()
+        ))
+    }
+
+    fn load(&self) -> Option<Component> {
+        let path = self.path();
+        let artifact = std::fs::read(&path).ok()?;
+        let sidecar = std::fs::read_to_string(path.with_extension("sha256")).ok()?;
+        if sidecar.trim() != hex::encode(hash(&artifact)) {
+            tracing::warn!(path = %path.display(), "compiled artifact does not match its checksum; recompiling");
+            return None;
+        }
+        // SAFETY: the artifact was produced by `Component::serialize` of an engine with the
+        // same compatibility hash (it is in the file name; wasmtime checks it again), its
+        // checksum matches what was written next to it, and the cache directory belongs to
+        // the user running Sluice.
+        #[allow(unsafe_code)]
+        let component = unsafe { Component::deserialize(self.engine, &artifact) };
+        match component {
+            Ok(component) => Some(component),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot load compiled artifact; recompiling");
+                None
+            }
+        }
+    }
+
+    fn store(&self, component: &Component) {
+        let result = (|| -> std::io::Result<()> {
+            let artifact = component
+                .serialize()
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            std::fs::create_dir_all(self.dir)?;
+            let path = self.path();
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            std::fs::write(&tmp, &artifact)?;
+            std::fs::write(path.with_extension("sha256"), hex::encode(hash(&artifact)))?;
+            std::fs::rename(&tmp, &path)
+        })();
+        if let Err(e) = result {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "cannot write compiled artifact");
+        }
     }
 }
 
@@ -289,6 +445,9 @@ pub(crate) struct ModuleInner {
     pub info: ComponentInfo,
     pub policy: ModulePolicy,
     pub pre: Pre,
+    /// The engine the module is compiled for.
+    pub slot: Arc<EngineSlot>,
+    /// Keeps the epoch ticker alive while the module is.
     pub runtime: Arc<RuntimeInner>,
 }
 

@@ -323,14 +323,14 @@ impl Instance {
     }
 
     fn stack_limit_bytes(&self) -> u64 {
-        self.module.inner.runtime.config.ceiling.max_stack_bytes
+        self.module.inner.slot.stack_bytes
     }
 
     fn instantiate(&mut self) -> wasmtime::Result<Live> {
         let inner = &self.module.inner;
         let policy = &inner.policy;
         let state = HostState::new(self.env.clone(), &policy.limits, policy.clock);
-        let mut store = Store::new(&inner.runtime.engine, state);
+        let mut store = Store::new(&inner.slot.engine, state);
         store.limiter(|s| &mut s.limiter);
         // Instantiation runs start functions and data initialisers: give it a call's budget.
         store.set_fuel(policy.limits.fuel_per_call)?;
@@ -565,8 +565,7 @@ fn panic_message(logs: &[LogLine]) -> Option<String> {
 
 /// Maps a wasmtime error from a call or an instantiation to the typed failure.
 ///
-/// `stack_limit_bytes` is the stack limit in force: the engine's, which wasmtime applies to
-/// every module of the engine.
+/// `stack_limit_bytes` is the stack limit in force: the module's stack class.
 fn classify(
     module: &ModuleRef,
     limits: &sluice_types::Limits,

@@ -90,8 +90,37 @@ fn unbounded_recursion_overflows_the_stack() {
         out.result.expect_err("recurses"),
         GuestFailure::StackOverflow {
             module: module_ref("tp_recursion"),
-            limit_bytes: crate::runtime().config().ceiling.max_stack_bytes,
+            limit_bytes: Limits::default().max_stack_bytes,
         }
+    );
+    assert_host_unharmed();
+}
+
+#[test]
+fn a_smaller_stack_limit_overflows_sooner() {
+    // Fuel consumed before the overflow grows with the stack the guest may use.
+    let fuel_with = |stack: u64| {
+        let limits = Limits {
+            max_stack_bytes: stack,
+            ..Limits::default()
+        };
+        let mut inst =
+            load_with(tp::TP_RECURSION, policy(limits)).instantiate(InstanceEnv::default());
+        let out = inst.decode(&uplink(b"x"));
+        assert_eq!(
+            out.result.expect_err("recurses"),
+            GuestFailure::StackOverflow {
+                module: module_ref("tp_recursion"),
+                limit_bytes: stack,
+            }
+        );
+        out.report.fuel_consumed
+    };
+    let small = fuel_with(128 * 1024);
+    let large = fuel_with(1024 * 1024);
+    assert!(
+        large > small * 4,
+        "128 KiB: {small} fuel, 1 MiB: {large} fuel"
     );
     assert_host_unharmed();
 }

@@ -110,3 +110,48 @@ fn a_denied_clock_refuses_a_module_that_reads_the_clock() {
         "{error:?}"
     );
 }
+
+#[test]
+fn compiled_artifacts_are_reused_from_the_disk_cache_and_corruption_is_a_miss() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = sluice_runtime::RuntimeConfig {
+        cache_dir: Some(dir.path().to_path_buf()),
+        ..sluice_runtime::RuntimeConfig::default()
+    };
+    let bytes = read(tp::TP_ECHO);
+    let first = sluice_runtime::Runtime::new(config.clone()).expect("runtime");
+    first
+        .load(module_ref("echo"), &bytes, ModulePolicy::default())
+        .expect("loads");
+    let artifacts: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("cache dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+        .collect();
+    assert_eq!(artifacts.len(), 1, "one artifact written");
+
+    // A second runtime (a new process, in effect) loads it and it works.
+    let second = sluice_runtime::Runtime::new(config.clone()).expect("runtime");
+    let module = second
+        .load(module_ref("echo"), &bytes, ModulePolicy::default())
+        .expect("loads from cache");
+    let out = module
+        .instantiate(sluice_runtime::InstanceEnv::default())
+        .decode(&crate::uplink(b"hi"));
+    assert!(out.result.is_ok());
+
+    // A corrupted artifact is detected and recompiled, not loaded.
+    let path = artifacts[0].path();
+    let mut corrupt = std::fs::read(&path).expect("artifact");
+    let middle = corrupt.len() / 2;
+    corrupt[middle] ^= 0xFF;
+    std::fs::write(&path, corrupt).expect("write");
+    let third = sluice_runtime::Runtime::new(config).expect("runtime");
+    let module = third
+        .load(module_ref("echo"), &bytes, ModulePolicy::default())
+        .expect("recompiles");
+    let out = module
+        .instantiate(sluice_runtime::InstanceEnv::default())
+        .decode(&crate::uplink(b"hi"));
+    assert!(out.result.is_ok());
+}

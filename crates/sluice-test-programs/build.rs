@@ -48,6 +48,8 @@ struct Program {
     dir: PathBuf,
     /// The wasm target it is built for.
     target: &'static str,
+    /// Whether it is one of the `examples/` programs, whose bytes are also embedded.
+    example: bool,
 }
 
 impl Program {
@@ -95,7 +97,10 @@ fn main() {
     let mut all = programs;
     let test_program_names: BTreeSet<String> = all.iter().map(Program::const_name).collect();
     if examples.join("Cargo.toml").exists() {
-        let example_programs = workspace_programs(&examples);
+        let mut example_programs = workspace_programs(&examples);
+        for program in &mut example_programs {
+            program.example = true;
+        }
         build_workspace(&examples, &example_programs, &target_dir);
         all.extend(example_programs);
     } else {
@@ -150,6 +155,7 @@ fn workspace_programs(workspace: &Path) -> Vec<Program> {
             name,
             dir,
             target,
+            example: false,
         });
     }
     programs.sort_by(|a, b| a.name.cmp(&b.name));
@@ -322,6 +328,16 @@ fn write_consts(path: &Path, programs: &[Program], root: &Path, target_dir: &Pat
             description = program.description,
             const_name = program.const_name(),
         );
+        if program.example {
+            // Examples are small; embedding them lets a binary (the CLI's demo) run one
+            // without the build tree.
+            let _ = writeln!(
+                code,
+                "\n/// The bytes of [`{const_name}`], embedded at compile time.\n\
+                 pub static {const_name}_BYTES: &[u8] = include_bytes!({artifact:?});",
+                const_name = program.const_name(),
+            );
+        }
     }
     code.push_str("\n/// Every built program, as (crate name, path to the `.wasm`).\n");
     code.push_str("pub const ALL: &[(&str, &str)] = &[\n");

@@ -1,0 +1,55 @@
+//! The subcommands: one module each, plus the dispatch.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+mod build;
+mod call;
+mod demo;
+mod inspect;
+mod new;
+mod test;
+
+/// What `sluice` can do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a codec or router project from a template that builds and tests green.
+    #[command(after_help = new::AFTER_HELP)]
+    New(new::NewArgs),
+    /// Build the module in a directory to a component and validate it with the runtime.
+    #[command(after_help = build::AFTER_HELP)]
+    Build(build::BuildArgs),
+    /// Run test vectors on the production runtime (builds first unless given --module).
+    #[command(after_help = test::AFTER_HELP)]
+    Test(test::TestArgs),
+    /// Decode one uplink frame with a codec and print the document.
+    #[command(after_help = call::DECODE_AFTER_HELP)]
+    Decode(call::DecodeArgs),
+    /// Encode one downlink document with a codec and print the frame.
+    #[command(after_help = call::ENCODE_AFTER_HELP)]
+    Encode(call::EncodeArgs),
+    /// Route one decoded document with a router and print the decisions.
+    #[command(after_help = call::ROUTE_AFTER_HELP)]
+    Route(call::RouteArgs),
+    /// Describe a component: world, imports, exports, size, hash, and whether it would load.
+    #[command(after_help = inspect::AFTER_HELP)]
+    Inspect(inspect::InspectArgs),
+    /// Run an embedded Cayenne LPP codec: load time, throughput, latency, limits.
+    #[command(after_help = demo::AFTER_HELP)]
+    Demo(demo::DemoArgs),
+}
+
+/// Runs one command; `Ok` carries the exit code (a failed vector is not an error of the CLI).
+pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::New(args) => new::run(args),
+        Command::Build(args) => build::run(args),
+        Command::Test(args) => test::run(args),
+        Command::Decode(args) => call::decode(args),
+        Command::Encode(args) => call::encode(args),
+        Command::Route(args) => call::route(args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Demo(args) => demo::run(args),
+    }
+}

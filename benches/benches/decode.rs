@@ -86,6 +86,22 @@ fn main() {
         reused = Some(m.clone());
         rows.push(m);
     }
+    // Per frame: the mixed run above is multi-modal (a 4-byte frame decodes several times
+    // faster than the 41-byte one), so jitter shows best with one frame at a time.
+    let mut per_frame: Vec<(usize, Measurement, Measurement)> = Vec::new();
+    if wanted("reused") {
+        let mut instance = module.instantiate(InstanceEnv::default());
+        let each = (calls / 5).max(1_000);
+        for (frame, uplink) in frames.iter().zip(&uplinks) {
+            let native = measure("native", each / 10, each, |_| {
+                black_box(cayenne_lpp::decode(black_box(frame)).ok());
+            });
+            let sandboxed = measure("sandbox", each / 10, each, |_| {
+                black_box(instance.decode(uplink).result.ok());
+            });
+            per_frame.push((frame.len(), native, sandboxed));
+        }
+    }
     let mut instantiation = None;
     if wanted("fresh") {
         let fresh_module = runtime
@@ -119,6 +135,26 @@ fn main() {
         "\n## Cayenne LPP decode: native vs sandbox ({calls} calls per contender, 5 frames of 4–41 bytes, one thread)\n"
     );
     println!("{}", table(&rows));
+    if !per_frame.is_empty() {
+        println!("### Per frame, reused instance (µs)\n");
+        println!(
+            "| frame bytes | native p50 | native p99.9 | sandbox p50 | sandbox p99 | sandbox p99.9 | sandbox p99.9/p50 | × native (p50) |\n|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for (len, native, sandbox) in &per_frame {
+            let us = |d: std::time::Duration| d.as_secs_f64() * 1e6;
+            println!(
+                "| {len} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} |",
+                us(native.p50),
+                us(native.p999),
+                us(sandbox.p50),
+                us(sandbox.p99),
+                us(sandbox.p999),
+                us(sandbox.p999) / us(sandbox.p50),
+                us(sandbox.p50) / us(native.p50)
+            );
+        }
+        println!();
+    }
     println!(
         "compile (validate + cranelift, cache miss): {:.1} ms",
         compile.as_secs_f64() * 1e3

@@ -3,7 +3,8 @@
 //! `cargo bench -p sluice-benches --bench decode` prints a Markdown table: throughput on one
 //! core and per-call p50/p99/p99.9, plus compile and instantiation times.
 //! `SLUICE_BENCH_CALLS` sets the measured calls per contender (default 300000);
-//! `SLUICE_BENCH_ONLY=native|reused|fresh` runs one contender group (for profiling).
+//! `SLUICE_BENCH_ONLY=native|reused|fresh` runs one contender group (for profiling);
+//! `SLUICE_EPOCH_TICK_MS` sets the deadline ticker period.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -33,7 +34,15 @@ fn main() {
         .collect();
     let n = frames.len() as u64;
 
-    let runtime = Runtime::new(RuntimeConfig::default()).expect("runtime");
+    // `SLUICE_EPOCH_TICK_MS` changes the deadline ticker's period (default 2 ms).
+    let mut config = RuntimeConfig::default();
+    if let Some(ms) = std::env::var("SLUICE_EPOCH_TICK_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.epoch_tick = std::time::Duration::from_millis(ms);
+    }
+    let runtime = Runtime::new(config).expect("runtime");
     let bytes = std::fs::read(sluice_test_programs::CAYENNE_LPP).expect("component");
     let compile_started = Instant::now();
     let module = runtime
@@ -86,6 +95,28 @@ fn main() {
         reused = Some(m.clone());
         rows.push(m);
     }
+    // The machine's own jitter at the sandbox's call duration: a pure-CPU loop that takes
+    // as long as a sandboxed call. Whatever tail it shows is the machine (interrupts, the
+    // hypervisor), not the sandbox.
+    if wanted("reused") || wanted("calibration") {
+        let target = reused
+            .as_ref()
+            .map(|m| m.p50)
+            .unwrap_or(std::time::Duration::from_micros(3));
+        let spins = calibrate_spins(target);
+        rows.push(measure(
+            &format!(
+                "calibration: CPU loop of the sandbox's p50 ({:.1} µs)",
+                target.as_secs_f64() * 1e6
+            ),
+            warmup,
+            calls,
+            |_| {
+                black_box(spin(black_box(spins)));
+            },
+        ));
+    }
+
     // Per frame: the mixed run above is multi-modal (a 4-byte frame decodes several times
     // faster than the 41-byte one), so jitter shows best with one frame at a time.
     let mut per_frame: Vec<(usize, Measurement, Measurement)> = Vec::new();
@@ -174,4 +205,30 @@ fn main() {
             reused.p999.as_secs_f64() / reused.p50.as_secs_f64()
         );
     }
+}
+
+/// A pure-CPU loop: `n` rounds of an xorshift.
+fn spin(n: u64) -> u64 {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    for _ in 0..n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+    }
+    x
+}
+
+/// How many [`spin`] rounds take `target` on this machine (median of a few tries).
+fn calibrate_spins(target: std::time::Duration) -> u64 {
+    let rounds = 1_000_000u64;
+    let mut samples: Vec<f64> = (0..7)
+        .map(|_| {
+            let t = Instant::now();
+            black_box(spin(black_box(rounds)));
+            t.elapsed().as_secs_f64() / rounds as f64
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    let per_round = samples[samples.len() / 2].max(1e-12);
+    (target.as_secs_f64() / per_round).max(1.0) as u64
 }

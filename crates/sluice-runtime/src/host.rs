@@ -225,7 +225,10 @@ impl CallLog {
             if let Some(line) = chunk.strip_suffix(b"\n") {
                 partial.extend_from_slice(line);
                 let text = String::from_utf8_lossy(&partial).into_owned();
-                self.push(level, &text);
+                // Blank lines (a Rust panic message starts with one) carry nothing.
+                if !text.trim().is_empty() {
+                    self.push(level, &text);
+                }
                 partial.clear();
             } else if partial.len() < self.max_bytes as usize {
                 // Keep at most one cap's worth of an unterminated line.
@@ -724,7 +727,7 @@ mod tests {
     #[test]
     fn stream_output_is_split_into_lines() {
         let mut log = log_with(10, 1000);
-        log.write_stream(GuestStream::Stderr, b"panicked at x\nmessage");
+        log.write_stream(GuestStream::Stderr, b"\npanicked at x\nmessage");
         log.write_stream(GuestStream::Stderr, b" continues\n");
         log.write_stream(GuestStream::Stdout, b"tail");
         log.flush_streams();

@@ -4,7 +4,8 @@
 //! core and per-call p50/p99/p99.9, plus compile and instantiation times.
 //! `SLUICE_BENCH_CALLS` sets the measured calls per contender (default 300000);
 //! `SLUICE_BENCH_ONLY=native|reused|fresh` runs one contender group (for profiling);
-//! `SLUICE_EPOCH_TICK_MS` sets the deadline ticker period.
+//! `SLUICE_EPOCH_TICK_MS` sets the deadline ticker period; `SLUICE_BENCH_MAX_INSTANCES`
+//! shrinks the instance pool (to run under valgrind, whose address space is smaller).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -41,6 +42,14 @@ fn main() {
         .and_then(|v| v.parse().ok())
     {
         config.epoch_tick = std::time::Duration::from_millis(ms);
+    }
+    // `SLUICE_BENCH_MAX_INSTANCES` shrinks the instance pool (and its address-space
+    // reservation), e.g. to run under valgrind.
+    if let Some(n) = std::env::var("SLUICE_BENCH_MAX_INSTANCES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.max_instances = n;
     }
     let runtime = Runtime::new(config).expect("runtime");
     let bytes = std::fs::read(sluice_test_programs::CAYENNE_LPP).expect("component");

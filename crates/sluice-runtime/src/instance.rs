@@ -140,7 +140,7 @@ impl Instance {
         let limit = self.module.policy().limits.max_output_bytes;
         self.call(World::Codec, "decode-uplink", input, |exports, store| {
             let Exports::Codec(codec) = exports else {
-                unreachable_world()
+                return Ok(Err(mismatched_exports(&module_ref)));
             };
             let result = codec.call_decode_uplink(store, &arg)?;
             Ok(result
@@ -166,7 +166,7 @@ impl Instance {
         let limit = self.module.policy().limits.max_output_bytes;
         self.call(World::Codec, "encode-downlink", input, |exports, store| {
             let Exports::Codec(codec) = exports else {
-                unreachable_world()
+                return Ok(Err(mismatched_exports(&module_ref)));
             };
             let result = codec.call_encode_downlink(store, &arg)?;
             Ok(result
@@ -201,7 +201,7 @@ impl Instance {
         let limit = self.module.policy().limits.max_output_bytes;
         self.call(World::Router, "route", input, |exports, store| {
             let Exports::Router(router) = exports else {
-                unreachable_world()
+                return Ok(Err(mismatched_exports(&module_ref)));
             };
             let result = router.call_route(store, &arg, &doc)?;
             Ok(result
@@ -345,9 +345,13 @@ impl Instance {
     }
 }
 
-fn unreachable_world() -> ! {
-    // `call` checks the world before calling; the export set always matches it.
-    unreachable!("export set does not match the module's world")
+/// `call` checks the world before calling, so the exports always match it; should they not,
+/// the call fails as a host error instead of panicking.
+fn mismatched_exports(module: &ModuleRef) -> GuestFailure {
+    GuestFailure::Host {
+        module: module.clone(),
+        message: "the instance's exports do not match the module's world".into(),
+    }
 }
 
 fn now_ms() -> u64 {

@@ -259,14 +259,7 @@ impl Instance {
                 report,
             };
         };
-        let tick_ms = self
-            .module
-            .inner
-            .runtime
-            .config
-            .epoch_tick
-            .as_millis()
-            .max(1) as u64;
+        let epoch_tick = self.module.inner.runtime.config.epoch_tick;
         let store = &mut live.store;
         {
             let host = store.data_mut();
@@ -281,9 +274,7 @@ impl Instance {
                 .unwrap_or_else(|e| e.into_inner())
                 .reset(&limits);
         }
-        let fuel_set = store.set_fuel(limits.fuel_per_call);
-        store.set_epoch_deadline(limits.deadline_ms.div_ceil(tick_ms) + 1);
-        let outcome = match fuel_set {
+        let outcome = match arm_budget(store, &limits, epoch_tick) {
             Ok(()) => f(&live.exports, store),
             Err(e) => Err(e),
         };
@@ -333,9 +324,7 @@ impl Instance {
         let mut store = Store::new(&inner.slot.engine, state);
         store.limiter(|s| &mut s.limiter);
         // Instantiation runs start functions and data initialisers: give it a call's budget.
-        store.set_fuel(policy.limits.fuel_per_call)?;
-        let tick_ms = inner.runtime.config.epoch_tick.as_millis().max(1) as u64;
-        store.set_epoch_deadline(policy.limits.deadline_ms.div_ceil(tick_ms) + 1);
+        arm_budget(&mut store, &policy.limits, inner.runtime.config.epoch_tick)?;
         let exports = match &inner.pre {
             Pre::Codec(pre) => Exports::Codec(pre.instantiate(&mut store)?),
             Pre::Router(pre) => Exports::Router(pre.instantiate(&mut store)?),
@@ -343,6 +332,18 @@ impl Instance {
         self.instantiations += 1;
         Ok(Live { store, exports })
     }
+}
+
+/// Gives the store one call's fuel and wall-clock deadline (in epoch ticks, rounded up, plus
+/// one because the current tick may be almost over).
+fn arm_budget(
+    store: &mut Store<HostState>,
+    limits: &sluice_types::Limits,
+    epoch_tick: Duration,
+) -> wasmtime::Result<()> {
+    let tick_ms = epoch_tick.as_millis().max(1) as u64;
+    store.set_epoch_deadline(limits.deadline_ms.div_ceil(tick_ms) + 1);
+    store.set_fuel(limits.fuel_per_call)
 }
 
 /// `call` checks the world before calling, so the exports always match it; should they not,

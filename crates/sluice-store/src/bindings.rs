@@ -24,9 +24,16 @@ pub struct BindingSpec {
     /// Key/values the guests read through `sluice:codec/config`.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
+    /// Where messages come from. Kept as given: the connectors define and check its shape.
+    #[serde(default = "empty_list")]
+    pub sources: serde_json::Value,
     /// Where documents go. Kept as given: the connectors define and check its shape.
-    #[serde(default)]
+    #[serde(default = "empty_list")]
     pub sinks: serde_json::Value,
+}
+
+fn empty_list() -> serde_json::Value {
+    serde_json::Value::Array(Vec::new())
 }
 
 /// A stored binding: a spec plus its tenant and timestamps.
@@ -42,6 +49,8 @@ pub struct Binding {
     pub router: Option<String>,
     /// Key/values the guests read through `sluice:codec/config`.
     pub config: BTreeMap<String, String>,
+    /// Where messages come from.
+    pub sources: serde_json::Value,
     /// Where documents go.
     pub sinks: serde_json::Value,
     /// When the binding was created, in milliseconds since the Unix epoch.
@@ -51,7 +60,7 @@ pub struct Binding {
 }
 
 const BINDING_SELECT: &str = "SELECT b.tenant_id, b.name, c.name, r.name, b.config_json,
-        b.sinks_json, b.created_at_ms, b.updated_at_ms
+        b.sinks_json, b.created_at_ms, b.updated_at_ms, b.sources_json
      FROM bindings b
      JOIN modules c ON c.id = b.codec_module_id
      LEFT JOIN modules r ON r.id = b.router_module_id";
@@ -64,6 +73,7 @@ struct RawBinding {
     router: Option<String>,
     config_json: String,
     sinks_json: String,
+    sources_json: String,
     created_at_ms: u64,
     updated_at_ms: u64,
 }
@@ -78,6 +88,7 @@ fn raw_binding_from_row(row: &Row<'_>) -> rusqlite::Result<RawBinding> {
         sinks_json: row.get(5)?,
         created_at_ms: row.get(6)?,
         updated_at_ms: row.get(7)?,
+        sources_json: row.get(8)?,
     })
 }
 
@@ -87,6 +98,12 @@ impl RawBinding {
             config: serde_json::from_str(&self.config_json).map_err(|source| StoreError::Json {
                 what: "binding config",
                 source,
+            })?,
+            sources: serde_json::from_str(&self.sources_json).map_err(|source| {
+                StoreError::Json {
+                    what: "binding sources",
+                    source,
+                }
             })?,
             sinks: serde_json::from_str(&self.sinks_json).map_err(|source| StoreError::Json {
                 what: "binding sinks",
@@ -146,6 +163,7 @@ struct ResolvedSpec {
     router_id: Option<i64>,
     config_json: String,
     sinks_json: String,
+    sources_json: String,
 }
 
 fn resolve(
@@ -166,6 +184,7 @@ fn resolve(
         router_id,
         config_json: to_json("binding config", &spec.config)?,
         sinks_json: to_json("binding sinks", &spec.sinks)?,
+        sources_json: to_json("binding sources", &spec.sources)?,
     })
 }
 
@@ -178,8 +197,8 @@ impl Store {
             let now = now_ms();
             tx.execute(
                 "INSERT INTO bindings (tenant_id, name, codec_module_id, router_module_id,
-                     config_json, sinks_json, created_at_ms, updated_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                     config_json, sinks_json, created_at_ms, updated_at_ms, sources_json)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
                 rusqlite::params![
                     tenant,
                     spec.name,
@@ -188,6 +207,7 @@ impl Store {
                     resolved.config_json,
                     resolved.sinks_json,
                     now,
+                    resolved.sources_json,
                 ],
             )
             .map_err(|e| {
@@ -241,7 +261,8 @@ impl Store {
             let changed = tx
                 .execute(
                     "UPDATE bindings SET codec_module_id = ?1, router_module_id = ?2,
-                         config_json = ?3, sinks_json = ?4, updated_at_ms = ?5
+                         config_json = ?3, sinks_json = ?4, updated_at_ms = ?5,
+                         sources_json = ?8
                      WHERE tenant_id = ?6 AND name = ?7",
                     rusqlite::params![
                         resolved.codec_id,
@@ -251,6 +272,7 @@ impl Store {
                         now_ms(),
                         tenant,
                         spec.name,
+                        resolved.sources_json,
                     ],
                 )
                 .during("updating a binding")?;

@@ -8,7 +8,10 @@ use crate::error::{SqlContext, StoreError};
 
 /// The schema migrations, in order. Migration `i` (0-based) takes the schema from version `i`
 /// to version `i + 1`. Released migrations are never edited: a change is a new entry.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_binding_sources.sql"),
+];
 
 /// The schema version this build creates and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -24,6 +24,10 @@ fn bindings_can_be_created_read_listed_updated_and_deleted() {
         serde_json::json!([{ "type": "mqtt", "topic": "out/{device}" }])
     );
     assert_eq!(
+        created.sources,
+        serde_json::json!([{ "type": "mqtt", "topic": "in/+/up" }])
+    );
+    assert_eq!(
         store.get_binding("acme", "uplinks").expect("get"),
         Some(created.clone())
     );

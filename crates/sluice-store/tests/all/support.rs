@@ -69,6 +69,7 @@ pub fn binding_spec(name: &str, codec: &str, router: Option<&str>) -> BindingSpe
         codec: codec.into(),
         router: router.map(str::to_string),
         config: BTreeMap::from([("region".to_string(), "eu".to_string())]),
+        sources: serde_json::json!([{ "type": "mqtt", "topic": "in/+/up" }]),
         sinks: serde_json::json!([{ "type": "mqtt", "topic": "out/{device}" }]),
     }
 }

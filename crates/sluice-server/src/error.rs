@@ -48,6 +48,34 @@ impl ApiError {
         )
     }
 
+    /// 404 for a binding that does not exist for the caller's tenant (or belongs to another).
+    pub fn binding_not_found(name: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("binding `{name}` does not exist"),
+        )
+    }
+
+    /// 404 for a dead letter that does not exist for the caller's tenant (or belongs to
+    /// another).
+    pub fn dead_letter_not_found(id: i64) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("dead letter {id} does not exist"),
+        )
+    }
+
+    /// 404 for a tenant that does not exist (admin routes only).
+    pub fn tenant_not_found(id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("tenant `{id}` does not exist"),
+        )
+    }
+
     /// 500 hiding nothing the caller can act on but the message.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
@@ -88,6 +116,22 @@ impl From<StoreError> for ApiError {
                 "no-previous-version",
                 format!("module `{module}` has no previously active version to roll back to"),
             ),
+            StoreError::BindingNotFound { binding, .. } => ApiError::binding_not_found(binding),
+            StoreError::DeadLetterNotFound { id, .. } => ApiError::dead_letter_not_found(*id),
+            StoreError::UnknownTenant { tenant } => ApiError::tenant_not_found(tenant),
+            StoreError::TokenNotFound { id } => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                format!("API token `{id}` does not exist"),
+            ),
+            StoreError::WrongWorld { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "wrong-world",
+                e.to_string(),
+            ),
+            StoreError::ModuleInUse { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "module-in-use", e.to_string())
+            }
             StoreError::Invalid { field, problem } => {
                 ApiError::bad_field(*field, format!("invalid {field}: {problem}"))
             }

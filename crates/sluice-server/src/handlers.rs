@@ -18,7 +18,7 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, Caller};
 
 /// Runs `work` on the blocking pool.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work)

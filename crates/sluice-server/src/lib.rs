@@ -2,14 +2,18 @@
 //! the sandbox ([`sluice_runtime::Runtime`]).
 //!
 //! Every `/v1` request carries `Authorization: Bearer <token>`; the token's tenant scopes
-//! every object, and another tenant's object is answered exactly like a missing one (404).
+//! every object (modules, bindings, dead letters), and another tenant's object is answered
+//! exactly like a missing one (404). Tenants and tokens are managed with an admin token.
 //! Uploads are validated, compiled and checked against their test vectors before they are
 //! stored, so a stored version is always loadable. See `docs/api.md`.
 
+mod bindings;
+mod dlq;
 mod error;
 mod extract;
 mod handlers;
 mod openapi;
+mod tenants;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -52,6 +56,35 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/modules/{name}/rollback", post(handlers::rollback))
         .route("/v1/modules/{name}/decode", post(handlers::decode))
+        .route(
+            "/v1/bindings",
+            get(bindings::list_bindings).post(bindings::create_binding),
+        )
+        .route(
+            "/v1/bindings/{name}",
+            get(bindings::get_binding)
+                .put(bindings::replace_binding)
+                .delete(bindings::delete_binding),
+        )
+        .route("/v1/dlq", get(dlq::list_dead_letters))
+        .route("/v1/dlq/purge", post(dlq::purge_dead_letters))
+        .route(
+            "/v1/dlq/{id}",
+            get(dlq::get_dead_letter).delete(dlq::delete_dead_letter),
+        )
+        .route(
+            "/v1/tenants",
+            get(tenants::list_tenants).post(tenants::create_tenant),
+        )
+        .route("/v1/tenants/{tenant}", get(tenants::get_tenant))
+        .route(
+            "/v1/tenants/{tenant}/tokens",
+            get(tenants::list_tokens).post(tenants::create_token),
+        )
+        .route(
+            "/v1/tenants/{tenant}/tokens/{id}/revoke",
+            post(tenants::revoke_token),
+        )
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

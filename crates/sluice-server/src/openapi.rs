@@ -23,14 +23,32 @@ pub fn openapi_document() -> Value {
         json!({ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } });
     let version = json!({ "name": "version", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1 } });
     let module = json!({ "$ref": "#/components/schemas/Module" });
-    let common = |mut responses: serde_json::Map<String, Value>| {
+    let binding = json!({ "$ref": "#/components/schemas/Binding" });
+    let binding_spec = json!({ "$ref": "#/components/schemas/BindingSpec" });
+    let dead_letter = json!({ "$ref": "#/components/schemas/DeadLetter" });
+    let tenant = json!({ "$ref": "#/components/schemas/Tenant" });
+    let token = json!({ "$ref": "#/components/schemas/Token" });
+    let dlq_id = json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1 } });
+    let tenant_id =
+        json!({ "name": "tenant", "in": "path", "required": true, "schema": { "type": "string" } });
+    let with_404 = |not_found: &'static str| {
+        move |mut responses: serde_json::Map<String, Value>| {
+            responses.insert(
+                "401".into(),
+                error_response("Missing, malformed or revoked token"),
+            );
+            responses.insert("404".into(), error_response(not_found));
+            Value::Object(responses)
+        }
+    };
+    let common = with_404("No such module for this tenant");
+    let binding_responses = with_404("No such binding for this tenant");
+    let dlq_responses = with_404("No such dead letter for this tenant");
+    let admin_responses = with_404("No such tenant (or token of that tenant)");
+    let listing = |mut responses: serde_json::Map<String, Value>| {
         responses.insert(
             "401".into(),
             error_response("Missing, malformed or revoked token"),
-        );
-        responses.insert(
-            "404".into(),
-            error_response("No such module for this tenant"),
         );
         Value::Object(responses)
     };
@@ -43,7 +61,7 @@ pub fn openapi_document() -> Value {
         "info": {
             "title": "Sluice API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Tenant-scoped registry and sandbox for IoT codecs and routers. Every /v1 route needs `Authorization: Bearer <token>`; another tenant's objects answer 404."
+            "description": "Tenant-scoped registry and sandbox for IoT codecs and routers. Every /v1 route needs `Authorization: Bearer <token>`; another tenant's objects answer 404. /v1/tenants routes need an admin token."
         },
         "security": [ { "bearer": [] } ],
         "paths": {
@@ -144,6 +162,174 @@ pub fn openapi_document() -> Value {
                     "409": error_response("The module has no active version"),
                     "422": error_response("The guest failed; `failure` is the typed GuestFailure")
                 })))
+            } },
+            "/v1/bindings": {
+                "get": {
+                    "summary": "List the tenant's bindings",
+                    "responses": listing(map(json!({ "200": ok("Bindings by name", json!({
+                        "type": "object", "properties": { "bindings": { "type": "array", "items": binding.clone() } }
+                    })) })))
+                },
+                "post": {
+                    "summary": "Create a binding",
+                    "requestBody": json_body(binding_spec.clone()),
+                    "responses": listing(map(json!({
+                        "201": ok("Created", binding.clone()),
+                        "400": error_response("Malformed body, name, `sources` or `sinks`; `error.field` names the field (e.g. `sinks[1]`)"),
+                        "403": error_response("Read-only token"),
+                        "409": error_response("A binding of this name exists"),
+                        "422": error_response("`codec` or `router` names no module of this tenant (`unknown-module`) or a module of the other world (`wrong-world`); `error.field` says which")
+                    })))
+                }
+            },
+            "/v1/bindings/{name}": {
+                "get": {
+                    "summary": "A binding",
+                    "parameters": [name.clone()],
+                    "responses": binding_responses(map(json!({ "200": ok("The binding", binding.clone()) })))
+                },
+                "put": {
+                    "summary": "Replace a binding's codec, router, config, sources and sinks",
+                    "description": "The body is a binding spec; `name` may be left out and, if given, must be the path's (bindings are not renamed).",
+                    "parameters": [name.clone()],
+                    "requestBody": json_body(binding_spec),
+                    "responses": binding_responses(map(json!({
+                        "200": ok("The binding", binding.clone()),
+                        "400": error_response("Malformed body, `sources` or `sinks`, or a `name` other than the path's"),
+                        "403": error_response("Read-only token"),
+                        "422": error_response("`codec` or `router` names no module of this tenant or a module of the other world")
+                    })))
+                },
+                "delete": {
+                    "summary": "Delete a binding (its dead letters are kept)",
+                    "parameters": [name.clone()],
+                    "responses": binding_responses(map(json!({
+                        "204": { "description": "Deleted" },
+                        "403": error_response("Read-only token")
+                    })))
+                }
+            },
+            "/v1/dlq": { "get": {
+                "summary": "A page of the tenant's dead letters, oldest first, with the queue's depth",
+                "parameters": [
+                    { "name": "binding", "in": "query", "schema": { "type": "string" }, "description": "Only this binding's entries (and depth)" },
+                    { "name": "after_id", "in": "query", "schema": { "type": "integer", "minimum": 0 }, "description": "Entries with a greater id: the previous page's `next_after_id`" },
+                    { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": sluice_store::MAX_DLQ_PAGE, "default": crate::dlq::DEFAULT_DLQ_PAGE } }
+                ],
+                "responses": listing(map(json!({
+                    "200": ok("A page", json!({
+                        "type": "object",
+                        "properties": {
+                            "dead_letters": { "type": "array", "items": dead_letter.clone() },
+                            "depth": { "type": "integer", "description": "Entries for `binding` (or for all) in the whole queue" },
+                            "next_after_id": { "type": ["integer", "null"], "description": "`after_id` of the next page; null on the last" }
+                        }
+                    })),
+                    "400": error_response("A bad or unknown query parameter; `error.field` names it")
+                })))
+            } },
+            "/v1/dlq/purge": { "post": {
+                "summary": "Delete the dead letters of one binding, or (with `{}`) all of the tenant's",
+                "requestBody": json_body(json!({
+                    "type": "object", "additionalProperties": false,
+                    "properties": { "binding": { "type": "string" } }
+                })),
+                "responses": listing(map(json!({
+                    "200": ok("How many were deleted", json!({
+                        "type": "object", "properties": { "purged": { "type": "integer" } }
+                    })),
+                    "400": error_response("Malformed body"),
+                    "403": error_response("Read-only token")
+                })))
+            } },
+            "/v1/dlq/{id}": {
+                "get": {
+                    "summary": "A dead letter",
+                    "parameters": [dlq_id.clone()],
+                    "responses": dlq_responses(map(json!({
+                        "200": ok("The entry", dead_letter),
+                        "400": error_response("The id is not a number")
+                    })))
+                },
+                "delete": {
+                    "summary": "Delete a dead letter without replaying it",
+                    "parameters": [dlq_id],
+                    "responses": dlq_responses(map(json!({
+                        "204": { "description": "Deleted" },
+                        "400": error_response("The id is not a number"),
+                        "403": error_response("Read-only token")
+                    })))
+                }
+            },
+            "/v1/tenants": {
+                "get": {
+                    "summary": "List every tenant (admin token)",
+                    "responses": listing(map(json!({
+                        "200": ok("Tenants by id", json!({
+                            "type": "object", "properties": { "tenants": { "type": "array", "items": tenant.clone() } }
+                        })),
+                        "403": error_response("Not an admin token")
+                    })))
+                },
+                "post": {
+                    "summary": "Create a tenant (admin token)",
+                    "requestBody": json_body(json!({
+                        "type": "object", "required": ["id", "name"], "additionalProperties": false,
+                        "properties": { "id": { "type": "string" }, "name": { "type": "string" } }
+                    })),
+                    "responses": listing(map(json!({
+                        "201": ok("Created", tenant.clone()),
+                        "400": error_response("Malformed body, id or name; `error.field` names the field"),
+                        "403": error_response("Not an admin token"),
+                        "409": error_response("A tenant with this id exists")
+                    })))
+                }
+            },
+            "/v1/tenants/{tenant}": { "get": {
+                "summary": "A tenant (admin token)",
+                "parameters": [tenant_id.clone()],
+                "responses": admin_responses(map(json!({
+                    "200": ok("The tenant", tenant),
+                    "403": error_response("Not an admin token")
+                })))
+            } },
+            "/v1/tenants/{tenant}/tokens": {
+                "get": {
+                    "summary": "The tenant's tokens, revoked ones included, without secrets (admin token)",
+                    "parameters": [tenant_id.clone()],
+                    "responses": admin_responses(map(json!({
+                        "200": ok("Tokens, oldest first", json!({
+                            "type": "object", "properties": { "tokens": { "type": "array", "items": token.clone() } }
+                        })),
+                        "403": error_response("Not an admin token")
+                    })))
+                },
+                "post": {
+                    "summary": "Create a token bound to the tenant; the answer holds its secret, shown only this once (admin token)",
+                    "parameters": [tenant_id.clone()],
+                    "requestBody": json_body(json!({
+                        "type": "object", "required": ["scope"], "additionalProperties": false,
+                        "properties": { "scope": { "enum": ["tenant", "read-only"] } }
+                    })),
+                    "responses": admin_responses(map(json!({
+                        "201": ok("The token and its secret", json!({
+                            "allOf": [token.clone(), {
+                                "type": "object", "required": ["secret"],
+                                "properties": { "secret": { "type": "string", "description": "`slc_<id>_<64 hex>`; never shown again" } }
+                            }]
+                        })),
+                        "400": error_response("Malformed body or a scope a tenant token cannot have (`admin`)"),
+                        "403": error_response("Not an admin token")
+                    })))
+                }
+            },
+            "/v1/tenants/{tenant}/tokens/{id}/revoke": { "post": {
+                "summary": "Revoke one of the tenant's tokens; it stays listed with `revoked_at_ms` (admin token)",
+                "parameters": [tenant_id, { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
+                "responses": admin_responses(map(json!({
+                    "200": ok("The revoked token", token),
+                    "403": error_response("Not an admin token")
+                })))
             } }
         },
         "components": {
@@ -177,6 +363,74 @@ pub fn openapi_document() -> Value {
                         "sha256": { "type": "string" },
                         "size_bytes": { "type": "integer" },
                         "created": { "type": "boolean" }
+                    }
+                },
+                "BindingSpec": {
+                    "type": "object", "required": ["name", "codec"], "additionalProperties": false,
+                    "properties": {
+                        "name": { "type": "string" },
+                        "codec": { "type": "string", "description": "A codec module of the tenant" },
+                        "router": { "type": ["string", "null"], "description": "A router module of the tenant" },
+                        "config": { "type": "object", "additionalProperties": { "type": "string" } },
+                        "sources": { "type": "array", "items": { "type": "object" }, "default": [] },
+                        "sinks": { "type": "array", "items": { "type": "object" }, "default": [] }
+                    }
+                },
+                "Binding": {
+                    "type": "object",
+                    "properties": {
+                        "name": { "type": "string" },
+                        "codec": { "type": "string" },
+                        "router": { "type": ["string", "null"] },
+                        "config": { "type": "object", "additionalProperties": { "type": "string" } },
+                        "sources": { "type": "array", "items": { "type": "object" } },
+                        "sinks": { "type": "array", "items": { "type": "object" } },
+                        "created_at_ms": { "type": "integer" },
+                        "updated_at_ms": { "type": "integer" }
+                    }
+                },
+                "DeadLetter": {
+                    "type": "object",
+                    "properties": {
+                        "id": { "type": "integer" },
+                        "binding": { "type": "string" },
+                        "uplink": {
+                            "type": "object",
+                            "properties": {
+                                "device_id": { "type": "string" },
+                                "port": { "type": "integer" },
+                                "received_at_ms": { "type": "integer" },
+                                "payload": { "type": "string", "description": "hex" },
+                                "metadata": { "type": "array", "items": { "type": "array", "items": { "type": "string" } } }
+                            }
+                        },
+                        "failure": { "type": "object", "description": "The typed GuestFailure; `failure` is its kind" },
+                        "failure_kind": { "type": "string" },
+                        "module": {
+                            "type": "object",
+                            "properties": { "id": { "type": "string" }, "version": { "type": "string" } }
+                        },
+                        "attempts": { "type": "integer" },
+                        "created_at_ms": { "type": "integer" }
+                    }
+                },
+                "Tenant": {
+                    "type": "object",
+                    "properties": {
+                        "id": { "type": "string" },
+                        "name": { "type": "string" },
+                        "created_at_ms": { "type": "integer" }
+                    }
+                },
+                "Token": {
+                    "type": "object",
+                    "description": "An API token without its secret",
+                    "properties": {
+                        "id": { "type": "string" },
+                        "scope": { "enum": ["admin", "tenant", "read-only"] },
+                        "tenant_id": { "type": ["string", "null"] },
+                        "created_at_ms": { "type": "integer" },
+                        "revoked_at_ms": { "type": ["integer", "null"] }
                     }
                 },
                 "ModulePolicy": {

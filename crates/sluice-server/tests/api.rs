@@ -2,6 +2,14 @@
 
 #![allow(clippy::unwrap_used)]
 
+// More routes' tests, in one binary so it links once.
+#[path = "api/bindings.rs"]
+mod bindings;
+#[path = "api/dlq.rs"]
+mod dlq;
+#[path = "api/tenants.rs"]
+mod tenants;
+
 use std::sync::OnceLock;
 
 use axum::body::Body;
@@ -31,9 +39,10 @@ fn runtime() -> Runtime {
         .clone()
 }
 
-/// A server with tenants `acme` and `globex`, and their tokens.
+/// A server with tenants `acme` and `globex`, their tokens, and an admin token.
 struct Harness {
     state: AppState,
+    admin: String,
     acme: String,
     acme_read_only: String,
     globex: String,
@@ -53,11 +62,13 @@ impl Harness {
         let (_, globex) = store
             .create_token(Some("globex"), TokenScope::Tenant)
             .unwrap();
+        let (_, admin) = store.create_token(None, TokenScope::Admin).unwrap();
         Self {
             state: AppState {
                 store,
                 runtime: runtime(),
             },
+            admin,
             acme,
             acme_read_only,
             globex,
@@ -569,6 +580,21 @@ async fn openapi_lists_every_route() {
         ("post", "/v1/modules/{name}/versions/{version}/activate"),
         ("post", "/v1/modules/{name}/rollback"),
         ("post", "/v1/modules/{name}/decode"),
+        ("get", "/v1/bindings"),
+        ("post", "/v1/bindings"),
+        ("get", "/v1/bindings/{name}"),
+        ("put", "/v1/bindings/{name}"),
+        ("delete", "/v1/bindings/{name}"),
+        ("get", "/v1/dlq"),
+        ("post", "/v1/dlq/purge"),
+        ("get", "/v1/dlq/{id}"),
+        ("delete", "/v1/dlq/{id}"),
+        ("get", "/v1/tenants"),
+        ("post", "/v1/tenants"),
+        ("get", "/v1/tenants/{tenant}"),
+        ("get", "/v1/tenants/{tenant}/tokens"),
+        ("post", "/v1/tenants/{tenant}/tokens"),
+        ("post", "/v1/tenants/{tenant}/tokens/{id}/revoke"),
     ] {
         assert!(
             doc["paths"][path][method].is_object(),

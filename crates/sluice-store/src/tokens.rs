@@ -198,6 +198,20 @@ impl Store {
         Ok(Some(info))
     }
 
+    /// What the store knows about token `id` (revoked or not), if it exists. Never its secret.
+    pub fn get_token(&self, id: &TokenId) -> Result<Option<TokenInfo>, StoreError> {
+        self.read(|conn| {
+            conn.query_row(
+                &format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = ?1"),
+                [&id.0],
+                token_from_row,
+            )
+            .optional()
+            .during("reading an API token")
+        })
+        .map(|found| found.map(|(info, _)| info))
+    }
+
     /// Revokes token `id`, whichever tenant it belongs to (an admin action). Revoking twice
     /// keeps the first revocation time.
     pub fn revoke_token(&self, id: &TokenId) -> Result<(), StoreError> {

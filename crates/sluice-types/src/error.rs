@@ -253,6 +253,19 @@ pub enum GuestFailure {
         /// The function that was called.
         function: String,
     },
+    /// The decoded document could not be delivered to a sink: its format could not carry it
+    /// (`attempts` is 0) or the sink kept failing past its retries.
+    #[error("{module}: sink `{sink}` failed after {attempts} attempt(s): {message}")]
+    SinkFailed {
+        /// The codec (or router) whose document it was.
+        module: ModuleRef,
+        /// The sink's output name.
+        sink: String,
+        /// Delivery attempts made.
+        attempts: u32,
+        /// The last error.
+        message: String,
+    },
     /// The host failed for a reason that is not the guest's (e.g. no instance slot free).
     #[error("{module}: host error: {message}")]
     Host {
@@ -278,6 +291,7 @@ impl GuestFailure {
             | GuestFailure::OutputTooLarge { module, .. }
             | GuestFailure::Rejected { module, .. }
             | GuestFailure::WrongWorld { module, .. }
+            | GuestFailure::SinkFailed { module, .. }
             | GuestFailure::Host { module, .. } => module,
         }
     }
@@ -296,6 +310,7 @@ impl GuestFailure {
             GuestFailure::OutputTooLarge { .. } => "output-too-large",
             GuestFailure::Rejected { .. } => "rejected",
             GuestFailure::WrongWorld { .. } => "wrong-world",
+            GuestFailure::SinkFailed { .. } => "sink-failed",
             GuestFailure::Host { .. } => "host-error",
         }
     }
@@ -312,6 +327,7 @@ impl GuestFailure {
                 | GuestFailure::OutputTooLarge { .. }
                 | GuestFailure::Rejected { .. }
                 | GuestFailure::WrongWorld { .. }
+                | GuestFailure::SinkFailed { .. }
         )
     }
 }

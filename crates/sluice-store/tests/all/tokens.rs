@@ -1,6 +1,6 @@
 use rusqlite::types::ValueRef;
 use sha2::{Digest, Sha256};
-use sluice_store::{StoreError, TokenScope};
+use sluice_store::{StoreError, TokenId, TokenScope};
 
 use crate::support::FileStore;
 
@@ -80,6 +80,32 @@ fn revoked_tokens_no_longer_authenticate() {
     let listed = fs.store.list_tokens(None).expect("list");
     assert_eq!(listed.len(), 1);
     assert!(listed[0].revoked_at_ms.is_some());
+}
+
+#[test]
+fn a_token_is_read_by_id_revoked_or_not_and_an_unknown_id_is_none() {
+    let fs = FileStore::new();
+    fs.store.create_tenant("acme", "Acme").expect("tenant");
+    let (id, _) = fs
+        .store
+        .create_token(Some("acme"), TokenScope::ReadOnly)
+        .expect("token");
+    let info = fs.store.get_token(&id).expect("get").expect("exists");
+    assert_eq!(info.id, id);
+    assert_eq!(info.scope, TokenScope::ReadOnly);
+    assert_eq!(info.tenant_id.as_deref(), Some("acme"));
+    assert!(info.created_at_ms > 0);
+    assert_eq!(info.revoked_at_ms, None);
+
+    fs.store.revoke_token(&id).expect("revoke");
+    let revoked = fs.store.get_token(&id).expect("get").expect("still exists");
+    assert!(revoked.revoked_at_ms.is_some());
+    assert_eq!(
+        fs.store
+            .get_token(&TokenId("0123456789abcdef".into()))
+            .expect("get"),
+        None
+    );
 }
 
 #[test]

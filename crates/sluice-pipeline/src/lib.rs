@@ -1,0 +1,721 @@
+//! Sluice's message path. A message enters through a source (HTTP, MQTT, NATS, or a replayed
+//! dead letter) as an [`Envelope`], waits in its binding's bounded queue, runs through the
+//! codec (and router) on the binding's worker thread, is formatted for each output, and is
+//! delivered to the sinks with retries. It is then settled exactly once: delivered, dropped
+//! by the router, or written to the dead-letter queue with its typed reason. Only then is it
+//! acknowledged upstream.
+//!
+//! Queues are bounded: a full queue makes the source wait (MQTT stops reading the socket),
+//! it never drops a message.
+
+mod envelope;
+mod metrics;
+mod worker;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sluice_connectors::mqtt::{MqttMessage, MqttSubscriber};
+use sluice_connectors::nats::{NatsMessage, NatsPublisher, subject_matches};
+use sluice_connectors::spec::{MqttSourceSpec, NatsSourceSpec};
+use sluice_connectors::topic::{check_device_id, filter_matches};
+use sluice_connectors::{SinkContext, SourceSpec, parse_binding_io};
+use sluice_runtime::Runtime;
+use sluice_store::{Binding, Store, StoreError};
+use sluice_types::Uplink;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+pub use envelope::{Ack, Envelope, Outcome};
+pub use metrics::Metrics;
+
+/// How many settled messages per binding [`Pipeline::recent`] keeps.
+pub const RECENT_PER_BINDING: usize = 100;
+
+/// Sizes of the pipeline's bounded queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Messages waiting per binding before sources are made to wait.
+    #[serde(default = "default_queue")]
+    pub queue_capacity: usize,
+    /// Messages being delivered to sinks at once per binding.
+    #[serde(default = "default_in_flight")]
+    pub max_in_flight: usize,
+}
+
+fn default_queue() -> usize {
+    1024
+}
+fn default_in_flight() -> usize {
+    512
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            queue_capacity: default_queue(),
+            max_in_flight: default_in_flight(),
+        }
+    }
+}
+
+/// A pipeline operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The registry failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The tenant has no binding of that name.
+    #[error("tenant `{tenant}` has no binding `{binding}`")]
+    UnknownBinding {
+        /// The tenant.
+        tenant: String,
+        /// The binding.
+        binding: String,
+    },
+    /// The pipeline is shutting down.
+    #[error("the pipeline is shutting down")]
+    Closed,
+    /// A blocking task failed.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// A settled message, kept for the live view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecentMessage {
+    /// The device.
+    pub device_id: String,
+    /// The port.
+    pub port: u16,
+    /// When the source received it.
+    pub received_at_ms: u64,
+    /// How it was settled.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// What replaying one dead letter did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayResult {
+    /// The dead letter replayed.
+    pub id: i64,
+    /// How the message was settled this time (absent when it could not be replayed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    /// Why it could not be replayed (the entry stays in the queue).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct MqttRoute {
+    tenant: String,
+    binding: String,
+    spec: MqttSourceSpec,
+}
+
+#[derive(Debug, Clone)]
+struct NatsRoute {
+    tenant: String,
+    binding: String,
+    spec: NatsSourceSpec,
+}
+
+#[derive(Debug, Default)]
+struct Routes {
+    mqtt: Vec<MqttRoute>,
+    nats: Vec<NatsRoute>,
+}
+
+type BindingKey = (String, String);
+
+struct Slot {
+    queue: mpsc::Sender<Envelope>,
+    in_flight: Arc<Semaphore>,
+    worker: Option<std::thread::JoinHandle<()>>,
+}
+
+pub(crate) struct Inner {
+    store: Store,
+    runtime: Runtime,
+    sinks: SinkContext,
+    metrics: Metrics,
+    config: PipelineConfig,
+    generation: AtomicU64,
+    slots: RwLock<BTreeMap<BindingKey, Slot>>,
+    routes: RwLock<Routes>,
+    mqtt: Mutex<Option<Arc<MqttSubscriber>>>,
+    nats: Mutex<Option<(NatsPublisher, mpsc::Sender<NatsMessage>)>>,
+    recent: Mutex<BTreeMap<BindingKey, VecDeque<RecentMessage>>>,
+    handle: tokio::runtime::Handle,
+    closing: AtomicBool,
+}
+
+impl Inner {
+    fn tap(&self, envelope: &Envelope, outcome: &Outcome) {
+        if let Ok(mut recent) = self.recent.lock() {
+            let ring = recent
+                .entry((envelope.tenant.clone(), envelope.binding.clone()))
+                .or_default();
+            if ring.len() == RECENT_PER_BINDING {
+                ring.pop_front();
+            }
+            ring.push_back(RecentMessage {
+                device_id: envelope.uplink.device_id.clone(),
+                port: envelope.uplink.port,
+                received_at_ms: envelope.uplink.received_at_ms,
+                outcome: outcome.clone(),
+            });
+        }
+    }
+}
+
+/// The running pipeline. Cheap to clone.
+#[derive(Clone)]
+pub struct Pipeline {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline").finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Pipeline {
+    /// A pipeline over `store` and `runtime`, delivering through `sinks`. Call inside a
+    /// tokio runtime, then [`Pipeline::refresh`] to start the bindings' workers.
+    pub fn new(
+        store: Store,
+        runtime: Runtime,
+        sinks: SinkContext,
+        metrics: Metrics,
+        config: PipelineConfig,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                runtime,
+                sinks,
+                metrics,
+                config,
+                generation: AtomicU64::new(1),
+                slots: RwLock::default(),
+                routes: RwLock::default(),
+                mqtt: Mutex::default(),
+                nats: Mutex::default(),
+                recent: Mutex::default(),
+                handle: tokio::runtime::Handle::current(),
+                closing: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The metrics the pipeline feeds.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The store the pipeline reads bindings from and writes dead letters to.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Re-reads the registry: starts workers for new bindings, stops those of deleted ones,
+    /// makes every worker pick up changed bindings and activated versions before its next
+    /// message, and brings the MQTT and NATS subscriptions in line with the bindings'
+    /// sources. Call after any change to bindings or module versions.
+    pub async fn refresh(&self) -> Result<(), PipelineError> {
+        let store = self.inner.store.clone();
+        let bindings: Vec<Binding> = tokio::task::spawn_blocking(move || {
+            let mut all = Vec::new();
+            for tenant in store.list_tenants()? {
+                all.extend(store.list_bindings(&tenant.id)?);
+            }
+            Ok::<_, StoreError>(all)
+        })
+        .await
+        .map_err(|e| PipelineError::Internal(e.to_string()))??;
+        self.inner.generation.fetch_add(1, Ordering::AcqRel);
+
+        let mut routes = Routes::default();
+        for b in &bindings {
+            match parse_binding_io(&b.tenant_id, &b.name, &b.sources, &b.sinks) {
+                Ok(io) => {
+                    for source in io.sources {
+                        match source {
+                            SourceSpec::Mqtt(spec) => routes.mqtt.push(MqttRoute {
+                                tenant: b.tenant_id.clone(),
+                                binding: b.name.clone(),
+                                spec,
+                            }),
+                            SourceSpec::Nats(spec) => routes.nats.push(NatsRoute {
+                                tenant: b.tenant_id.clone(),
+                                binding: b.name.clone(),
+                                spec,
+                            }),
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(tenant = %b.tenant_id, binding = %b.name, error = %e, "binding has bad sources or sinks");
+                }
+            }
+        }
+        let mqtt_filters: BTreeSet<String> =
+            routes.mqtt.iter().map(|r| r.spec.topic.clone()).collect();
+        let nats_filters: BTreeSet<String> =
+            routes.nats.iter().map(|r| r.spec.subject.clone()).collect();
+        if let Ok(mut r) = self.inner.routes.write() {
+            *r = routes;
+        }
+
+        if !self.inner.closing.load(Ordering::Acquire) {
+            let wanted: BTreeSet<BindingKey> = bindings
+                .iter()
+                .map(|b| (b.tenant_id.clone(), b.name.clone()))
+                .collect();
+            let mut stopped = Vec::new();
+            if let Ok(mut slots) = self.inner.slots.write() {
+                let gone: Vec<BindingKey> = slots
+                    .keys()
+                    .filter(|k| !wanted.contains(*k))
+                    .cloned()
+                    .collect();
+                for key in gone {
+                    if let Some(slot) = slots.remove(&key) {
+                        stopped.push(slot);
+                    }
+                }
+                for key in wanted {
+                    if let std::collections::btree_map::Entry::Vacant(entry) = slots.entry(key) {
+                        let slot = self.start_worker(entry.key())?;
+                        entry.insert(slot);
+                    }
+                }
+            }
+            // Dropping a slot closes its queue; its worker drains what is queued and ends.
+            drop(stopped);
+        }
+
+        let subscriber = self.inner.mqtt.lock().ok().and_then(|m| m.clone());
+        if let Some(subscriber) = subscriber {
+            for filter in subscriber.filters() {
+                if !mqtt_filters.contains(&filter) {
+                    subscriber.unsubscribe(&filter).await;
+                }
+            }
+            for filter in &mqtt_filters {
+                subscriber.subscribe(filter).await;
+            }
+        }
+        let nats = self.inner.nats.lock().ok().and_then(|n| n.clone());
+        if let Some((nats, tx)) = nats {
+            for filter in &nats_filters {
+                if let Err(e) = nats.subscribe(filter, tx.clone()).await {
+                    tracing::warn!(subject = %filter, error = %e, "nats subscription failed");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn start_worker(&self, key: &BindingKey) -> Result<Slot, PipelineError> {
+        let (tx, rx) = mpsc::channel(self.inner.config.queue_capacity.max(1));
+        let in_flight = Arc::new(Semaphore::new(self.inner.config.max_in_flight.max(1)));
+        let worker = worker::Worker::new(
+            self.inner.clone(),
+            key.0.clone(),
+            key.1.clone(),
+            in_flight.clone(),
+        );
+        let handle = std::thread::Builder::new()
+            .name(format!("sluice-{}", key.1))
+            .spawn(move || worker.run(rx))
+            .map_err(|e| PipelineError::Internal(format!("starting a worker thread: {e}")))?;
+        tracing::debug!(tenant = %key.0, binding = %key.1, "binding worker started");
+        Ok(Slot {
+            queue: tx,
+            in_flight,
+            worker: Some(handle),
+        })
+    }
+
+    /// Queues `envelope` on its binding, waiting while the queue is full.
+    pub async fn submit(&self, envelope: Envelope) -> Result<(), PipelineError> {
+        let key = (envelope.tenant.clone(), envelope.binding.clone());
+        let queue = self
+            .inner
+            .slots
+            .read()
+            .ok()
+            .and_then(|slots| slots.get(&key).map(|s| s.queue.clone()));
+        match queue {
+            None => Err(PipelineError::UnknownBinding {
+                tenant: key.0,
+                binding: key.1,
+            }),
+            Some(queue) => queue
+                .send(envelope)
+                .await
+                .map_err(|_| PipelineError::Closed),
+        }
+    }
+
+    /// Queues `uplink` and waits until it is settled.
+    pub async fn process(
+        &self,
+        tenant: &str,
+        binding: &str,
+        uplink: Uplink,
+    ) -> Result<Outcome, PipelineError> {
+        let (tx, rx) = oneshot::channel();
+        let ack = Ack::new(move |outcome| {
+            let _ = tx.send(outcome.clone());
+        });
+        self.submit(Envelope::new(tenant, binding, uplink, ack))
+            .await?;
+        rx.await.map_err(|_| PipelineError::Closed)
+    }
+
+    /// Replays the dead letters `ids` of `tenant` through their bindings (with the versions
+    /// active now). An entry leaves the queue once its message is settled again; if it
+    /// fails again, the new dead letter replaces it.
+    pub async fn replay(&self, tenant: &str, ids: &[i64]) -> Vec<ReplayResult> {
+        let mut waiting = Vec::new();
+        let mut results = Vec::new();
+        for &id in ids {
+            let store = self.inner.store.clone();
+            let owner = tenant.to_string();
+            let entry = tokio::task::spawn_blocking(move || store.dlq_get(&owner, id)).await;
+            let entry = match entry {
+                Ok(Ok(Some(entry))) => entry,
+                Ok(Ok(None)) => {
+                    results.push(ReplayResult {
+                        id,
+                        outcome: None,
+                        error: Some(format!("no dead letter {id}")),
+                    });
+                    continue;
+                }
+                Ok(Err(e)) => {
+                    results.push(ReplayResult {
+                        id,
+                        outcome: None,
+                        error: Some(e.to_string()),
+                    });
+                    continue;
+                }
+                Err(e) => {
+                    results.push(ReplayResult {
+                        id,
+                        outcome: None,
+                        error: Some(e.to_string()),
+                    });
+                    continue;
+                }
+            };
+            let (tx, rx) = oneshot::channel();
+            let mut envelope = Envelope::new(
+                tenant,
+                entry.binding.clone(),
+                entry.uplink,
+                Ack::new(move |outcome| {
+                    let _ = tx.send(outcome.clone());
+                }),
+            );
+            envelope.attempts = entry.attempts;
+            match self.submit(envelope).await {
+                Ok(()) => waiting.push((id, rx)),
+                Err(e) => results.push(ReplayResult {
+                    id,
+                    outcome: None,
+                    error: Some(e.to_string()),
+                }),
+            }
+        }
+        for (id, rx) in waiting {
+            match rx.await {
+                Ok(outcome) => {
+                    let store = self.inner.store.clone();
+                    let owner = tenant.to_string();
+                    let deleted =
+                        tokio::task::spawn_blocking(move || store.dlq_delete(&owner, id)).await;
+                    let error = match deleted {
+                        Ok(Ok(())) => None,
+                        Ok(Err(e)) => Some(format!("settled, but removing the entry failed: {e}")),
+                        Err(e) => Some(e.to_string()),
+                    };
+                    results.push(ReplayResult {
+                        id,
+                        outcome: Some(outcome),
+                        error,
+                    });
+                }
+                Err(_) => results.push(ReplayResult {
+                    id,
+                    outcome: None,
+                    error: Some("the message was not settled; the entry stays".into()),
+                }),
+            }
+        }
+        results.sort_by_key(|r| r.id);
+        results
+    }
+
+    /// The last settled messages of a binding, oldest first.
+    pub fn recent(&self, tenant: &str, binding: &str) -> Vec<RecentMessage> {
+        self.inner
+            .recent
+            .lock()
+            .ok()
+            .and_then(|r| {
+                r.get(&(tenant.to_string(), binding.to_string()))
+                    .map(|ring| ring.iter().cloned().collect())
+            })
+            .unwrap_or_default()
+    }
+
+    /// Updates the gauges that are read rather than counted (queue depth, DLQ depth).
+    pub fn refresh_gauges(&self) {
+        if let Ok(slots) = self.inner.slots.read() {
+            for ((tenant, binding), slot) in slots.iter() {
+                let depth = slot.queue.max_capacity() - slot.queue.capacity();
+                self.inner
+                    .metrics
+                    .queue_depth
+                    .get_or_create(&metrics::BindingLabels {
+                        tenant: tenant.clone(),
+                        binding: binding.clone(),
+                    })
+                    .set(depth as i64);
+            }
+        }
+        if let Ok(tenants) = self.inner.store.list_tenants() {
+            for tenant in tenants {
+                if let Ok(depth) = self.inner.store.dlq_depth(&tenant.id, None) {
+                    self.inner
+                        .metrics
+                        .dlq_depth
+                        .get_or_create(&metrics::TenantLabels { tenant: tenant.id })
+                        .set(depth as i64);
+                }
+            }
+        }
+    }
+
+    /// Whether every configured broker connection is up.
+    pub fn sources_connected(&self) -> bool {
+        let mqtt = self
+            .inner
+            .mqtt
+            .lock()
+            .ok()
+            .and_then(|m| m.clone())
+            .is_none_or(|m| m.is_connected());
+        let nats = self
+            .inner
+            .nats
+            .lock()
+            .ok()
+            .and_then(|n| n.clone())
+            .is_none_or(|(n, _)| n.is_connected());
+        mqtt && nats
+    }
+
+    /// Feeds the MQTT subscriber's messages into the bindings whose sources match them. A
+    /// QoS 1 message is acknowledged once every matching binding has settled it.
+    pub fn attach_mqtt(&self, subscriber: MqttSubscriber, messages: mpsc::Receiver<MqttMessage>) {
+        if let Ok(mut m) = self.inner.mqtt.lock() {
+            *m = Some(Arc::new(subscriber));
+        }
+        tokio::spawn(mqtt_dispatch(self.clone(), messages));
+    }
+
+    /// Feeds NATS messages on the bindings' subjects into the bindings.
+    pub fn attach_nats(&self, nats: NatsPublisher) {
+        let (tx, rx) = mpsc::channel(self.inner.config.queue_capacity.max(1));
+        if let Ok(mut n) = self.inner.nats.lock() {
+            *n = Some((nats, tx));
+        }
+        tokio::spawn(nats_dispatch(self.clone(), rx));
+    }
+
+    /// Stops intake, lets every queued and in-flight message be settled (up to `timeout`),
+    /// then acknowledges what was settled and disconnects. Messages not settled by then stay
+    /// unacknowledged and the broker delivers them again.
+    pub async fn shutdown(&self, timeout: Duration) {
+        self.inner.closing.store(true, Ordering::Release);
+        let subscriber = self.inner.mqtt.lock().ok().and_then(|mut m| m.take());
+        if let Some(subscriber) = &subscriber {
+            subscriber.pause_intake();
+        }
+        let nats = self.inner.nats.lock().ok().and_then(|mut n| n.take());
+        if let Some((nats, _)) = &nats {
+            nats.close().await;
+        }
+        let slots: Vec<Slot> = self
+            .inner
+            .slots
+            .write()
+            .map(|mut s| std::mem::take(&mut *s).into_values().collect())
+            .unwrap_or_default();
+        let max = self.inner.config.max_in_flight.max(1) as u32;
+        let drain = async {
+            for mut slot in slots {
+                let in_flight = slot.in_flight.clone();
+                let worker = slot.worker.take();
+                drop(slot);
+                if let Some(worker) = worker {
+                    let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+                }
+                let _ = in_flight.acquire_many(max).await;
+            }
+        };
+        if tokio::time::timeout(timeout, drain).await.is_err() {
+            tracing::warn!(
+                "shutdown: not every message was settled in time; the rest stays unacknowledged"
+            );
+        }
+        if let Some(subscriber) = subscriber
+            && let Ok(subscriber) = Arc::try_unwrap(subscriber)
+        {
+            subscriber.close().await;
+        }
+        if let Some(mqtt) = &self.inner.sinks.mqtt {
+            mqtt.close().await;
+        }
+    }
+}
+
+/// Acknowledges a broker message once all of its bindings settled it.
+struct AckGroup {
+    remaining: Mutex<usize>,
+    ack: Mutex<Option<sluice_connectors::mqtt::MqttAck>>,
+}
+
+impl AckGroup {
+    fn member(self: &Arc<Self>) -> Ack {
+        let group = self.clone();
+        Ack::new(move |_| {
+            let done = group
+                .remaining
+                .lock()
+                .map(|mut r| {
+                    *r = r.saturating_sub(1);
+                    *r == 0
+                })
+                .unwrap_or(false);
+            if done && let Some(ack) = group.ack.lock().ok().and_then(|mut a| a.take()) {
+                ack.ack();
+            }
+        })
+    }
+}
+
+fn uplink_from(device_id: String, port: u16, payload: &[u8], meta: (&str, &str)) -> Uplink {
+    Uplink {
+        device_id,
+        port,
+        received_at_ms: now_ms(),
+        payload: payload.to_vec(),
+        metadata: vec![(meta.0.to_string(), meta.1.to_string())],
+    }
+}
+
+fn identified(result: Result<(String, u16), String>) -> (String, u16, Option<String>) {
+    match result {
+        Ok((device, port)) => match check_device_id(&device) {
+            Ok(()) => (device, port, None),
+            Err(reason) => (String::new(), port, Some(reason)),
+        },
+        Err(reason) => (String::new(), 0, Some(reason)),
+    }
+}
+
+async fn mqtt_dispatch(pipeline: Pipeline, mut messages: mpsc::Receiver<MqttMessage>) {
+    while let Some(message) = messages.recv().await {
+        let targets: Vec<MqttRoute> = pipeline
+            .inner
+            .routes
+            .read()
+            .map(|r| {
+                r.mqtt
+                    .iter()
+                    .filter(|route| filter_matches(&route.spec.topic, &message.topic))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        if targets.is_empty() {
+            tracing::debug!(topic = %message.topic, "no binding takes this topic any more; acknowledged");
+            if let Some(ack) = message.ack {
+                ack.ack();
+            }
+            continue;
+        }
+        let group = Arc::new(AckGroup {
+            remaining: Mutex::new(targets.len()),
+            ack: Mutex::new(message.ack),
+        });
+        for route in targets {
+            let (device, port, refused) = identified(route.spec.identify(&message.topic));
+            let uplink = uplink_from(
+                device,
+                port,
+                &message.payload,
+                ("mqtt.topic", &message.topic),
+            );
+            let mut envelope = Envelope::new(route.tenant, route.binding, uplink, group.member());
+            envelope.refused = refused;
+            if let Err(e) = pipeline.submit(envelope).await {
+                tracing::warn!(topic = %message.topic, error = %e, "message not queued; it stays unacknowledged");
+            }
+        }
+    }
+}
+
+async fn nats_dispatch(pipeline: Pipeline, mut messages: mpsc::Receiver<NatsMessage>) {
+    while let Some(message) = messages.recv().await {
+        let targets: Vec<NatsRoute> = pipeline
+            .inner
+            .routes
+            .read()
+            .map(|r| {
+                r.nats
+                    .iter()
+                    .filter(|route| {
+                        route.spec.subject == message.filter
+                            && subject_matches(&route.spec.subject, &message.subject)
+                    })
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        for route in targets {
+            let (device, port, refused) = identified(route.spec.identify(&message.subject));
+            let uplink = uplink_from(
+                device,
+                port,
+                &message.payload,
+                ("nats.subject", &message.subject),
+            );
+            let mut envelope = Envelope::new(route.tenant, route.binding, uplink, Ack::none());
+            envelope.refused = refused;
+            if let Err(e) = pipeline.submit(envelope).await {
+                tracing::warn!(subject = %message.subject, error = %e, "message not queued");
+            }
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! The pipeline's Prometheus metrics. Labels are bounded by what the registry holds:
+//! tenant, binding, module and a fixed set of outcomes and failure kinds.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Labels of per-binding series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BindingLabels {
+    /// The tenant.
+    pub tenant: String,
+    /// The binding.
+    pub binding: String,
+}
+
+/// Labels of message counts.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// The tenant.
+    pub tenant: String,
+    /// The binding.
+    pub binding: String,
+    /// `delivered`, `dropped` or `dead-lettered`.
+    pub outcome: String,
+}
+
+/// Labels of dead-letter counts.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    /// The tenant.
+    pub tenant: String,
+    /// The binding.
+    pub binding: String,
+    /// [`sluice_types::GuestFailure::kind`].
+    pub kind: String,
+}
+
+/// Labels of guest-call series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    /// The tenant.
+    pub tenant: String,
+    /// The binding.
+    pub binding: String,
+    /// The module's name.
+    pub module: String,
+}
+
+/// Labels of per-tenant series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantLabels {
+    /// The tenant.
+    pub tenant: String,
+}
+
+fn call_histogram() -> Histogram {
+    // 5 µs .. ~1.3 s.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        5e-6, 2.0, 18,
+    ))
+}
+
+fn latency_histogram() -> Histogram {
+    // 50 µs .. ~6.5 s.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        5e-5, 2.0, 18,
+    ))
+}
+
+/// Every series the pipeline feeds. Cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    /// `sluice_messages_total{tenant,binding,outcome}`.
+    pub messages: Family<OutcomeLabels, Counter>,
+    /// `sluice_dead_letters_total{tenant,binding,kind}`.
+    pub dead_letters: Family<FailureLabels, Counter>,
+    /// `sluice_guest_call_seconds{tenant,binding,module}`.
+    pub call_seconds: Family<CallLabels, Histogram, fn() -> Histogram>,
+    /// `sluice_guest_fuel_total{tenant,binding,module}`.
+    pub fuel: Family<CallLabels, Counter>,
+    /// `sluice_guest_log_lines_dropped_total{tenant,binding,module}`.
+    pub logs_dropped: Family<CallLabels, Counter>,
+    /// `sluice_message_latency_seconds{tenant,binding}`: from intake to settled.
+    pub latency: Family<BindingLabels, Histogram, fn() -> Histogram>,
+    /// `sluice_sink_retries_total{tenant,binding}`.
+    pub sink_retries: Family<BindingLabels, Counter>,
+    /// `sluice_queue_depth{tenant,binding}`.
+    pub queue_depth: Family<BindingLabels, Gauge>,
+    /// `sluice_in_flight{tenant,binding}`: messages decoded and being delivered.
+    pub in_flight: Family<BindingLabels, Gauge>,
+    /// `sluice_dlq_depth{tenant}`.
+    pub dlq_depth: Family<TenantLabels, Gauge>,
+    registry: Arc<Registry>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh set of series, registered under the `sluice` prefix.
+    pub fn new() -> Self {
+        let messages = Family::<OutcomeLabels, Counter>::default();
+        let dead_letters = Family::<FailureLabels, Counter>::default();
+        let call_seconds = Family::<CallLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            call_histogram as fn() -> Histogram,
+        );
+        let fuel = Family::<CallLabels, Counter>::default();
+        let logs_dropped = Family::<CallLabels, Counter>::default();
+        let latency = Family::<BindingLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        let sink_retries = Family::<BindingLabels, Counter>::default();
+        let queue_depth = Family::<BindingLabels, Gauge>::default();
+        let in_flight = Family::<BindingLabels, Gauge>::default();
+        let dlq_depth = Family::<TenantLabels, Gauge>::default();
+        let mut registry = Registry::with_prefix("sluice");
+        registry.register("messages", "Messages settled, by outcome", messages.clone());
+        registry.register(
+            "dead_letters",
+            "Messages dead-lettered, by failure kind",
+            dead_letters.clone(),
+        );
+        registry.register(
+            "guest_call_seconds",
+            "Wall-clock time of one guest call",
+            call_seconds.clone(),
+        );
+        registry.register("guest_fuel", "Fuel consumed by guest calls", fuel.clone());
+        registry.register(
+            "guest_log_lines_dropped",
+            "Guest log lines dropped by the per-call caps",
+            logs_dropped.clone(),
+        );
+        registry.register(
+            "message_latency_seconds",
+            "Time from intake to settled (delivered, dropped or dead-lettered)",
+            latency.clone(),
+        );
+        registry.register(
+            "sink_retries",
+            "Sink delivery attempts after the first",
+            sink_retries.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Messages waiting in a binding's queue",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "in_flight",
+            "Messages decoded and being delivered to sinks",
+            in_flight.clone(),
+        );
+        registry.register("dlq_depth", "Dead letters held", dlq_depth.clone());
+        Self {
+            messages,
+            dead_letters,
+            call_seconds,
+            fuel,
+            logs_dropped,
+            latency,
+            sink_retries,
+            queue_depth,
+            in_flight,
+            dlq_depth,
+            registry: Arc::new(registry),
+        }
+    }
+
+    /// The series in Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

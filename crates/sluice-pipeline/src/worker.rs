@@ -1,0 +1,571 @@
+//! One binding's worker: a thread that owns the binding's instances and runs its messages in
+//! order (codec → router → format), then hands each result to an async delivery task.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use futures_util::future::join_all;
+use sluice_connectors::topic::TemplateVars;
+use sluice_connectors::{BindingIo, Sink, parse_binding_io};
+use sluice_formats::{Envelope as FormatEnvelope, encode};
+use sluice_runtime::{CallReport, Instance, InstanceEnv, LogLevel};
+use sluice_store::{Binding, NewDeadLetter};
+use sluice_types::{Decision, Document, GuestFailure, ModuleRef};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+
+use crate::Inner;
+use crate::envelope::{Envelope, Outcome};
+use crate::metrics::{BindingLabels, CallLabels, FailureLabels, OutcomeLabels};
+
+/// A module loaded for this binding.
+struct Loaded {
+    name: String,
+    version: u32,
+    instance: Instance,
+}
+
+/// Everything the worker has resolved from the registry, as of `generation`.
+struct Resolved {
+    generation: u64,
+    binding_stamp: Option<u64>,
+    codec: Result<Loaded, GuestFailure>,
+    router: Option<Result<Loaded, GuestFailure>>,
+    sinks: Result<Vec<Arc<Sink>>, String>,
+    io: BindingIo,
+    codec_name: String,
+}
+
+pub(crate) struct Worker {
+    inner: Arc<Inner>,
+    tenant: String,
+    binding: String,
+    resolved: Option<Resolved>,
+    labels: BindingLabels,
+    in_flight: Arc<Semaphore>,
+}
+
+/// A sink delivery prepared by the worker: the sink and the encoded bytes.
+type Job = (Arc<Sink>, Vec<u8>);
+
+impl Worker {
+    pub(crate) fn new(
+        inner: Arc<Inner>,
+        tenant: String,
+        binding: String,
+        in_flight: Arc<Semaphore>,
+    ) -> Self {
+        let labels = BindingLabels {
+            tenant: tenant.clone(),
+            binding: binding.clone(),
+        };
+        Self {
+            inner,
+            tenant,
+            binding,
+            resolved: None,
+            labels,
+            in_flight,
+        }
+    }
+
+    /// Runs until the queue is closed and drained.
+    pub(crate) fn run(mut self, mut queue: mpsc::Receiver<Envelope>) {
+        while let Some(envelope) = queue.blocking_recv() {
+            self.inner
+                .metrics
+                .queue_depth
+                .get_or_create(&self.labels)
+                .set(queue.len() as i64);
+            self.handle(envelope);
+        }
+        self.inner
+            .metrics
+            .queue_depth
+            .get_or_create(&self.labels)
+            .set(0);
+    }
+
+    fn module_ref(&self, name: &str, version: Option<u32>) -> ModuleRef {
+        ModuleRef::new(
+            format!("{}/{}", self.tenant, name),
+            version.map_or_else(|| "none".to_string(), |v| v.to_string()),
+        )
+    }
+
+    fn load(
+        &self,
+        name: &str,
+        previous: Option<Loaded>,
+        binding: &Binding,
+    ) -> Result<Loaded, GuestFailure> {
+        let not_active = || GuestFailure::Host {
+            module: self.module_ref(name, None),
+            message: format!("module `{name}` has no active version; activate one"),
+        };
+        let stored = self
+            .inner
+            .store
+            .get_active_version(&self.tenant, name)
+            .map_err(|e| GuestFailure::Host {
+                module: self.module_ref(name, None),
+                message: format!("reading the registry: {e}"),
+            })?
+            .ok_or_else(not_active)?;
+        if let Some(previous) = previous
+            && previous.name == name
+            && previous.version == stored.info.version
+        {
+            return Ok(previous);
+        }
+        let module = self.inner.runtime.load(
+            self.module_ref(name, Some(stored.info.version)),
+            &stored.component,
+            stored.info.policy.clone(),
+        )?;
+        let state = self
+            .inner
+            .store
+            .state_store(&self.tenant, &self.binding)
+            .map_err(|e| GuestFailure::Host {
+                module: self.module_ref(name, Some(stored.info.version)),
+                message: format!("opening device state: {e}"),
+            })?;
+        let instance = module.instantiate(InstanceEnv {
+            config: Arc::new(binding.config.clone()),
+            state: Arc::new(state),
+        });
+        tracing::info!(tenant = %self.tenant, binding = %self.binding, module = name, version = stored.info.version, "module loaded");
+        Ok(Loaded {
+            name: name.to_string(),
+            version: stored.info.version,
+            instance,
+        })
+    }
+
+    /// Brings `resolved` up to the registry's current generation.
+    fn refresh(&mut self) {
+        let generation = self.inner.generation.load(Ordering::Acquire);
+        if self
+            .resolved
+            .as_ref()
+            .is_some_and(|r| r.generation == generation)
+        {
+            return;
+        }
+        let previous = self.resolved.take();
+        let binding = self.inner.store.get_binding(&self.tenant, &self.binding);
+        let binding = match binding {
+            Ok(Some(b)) => b,
+            Ok(None) | Err(_) => {
+                let reason = match binding {
+                    Err(e) => format!("reading the registry: {e}"),
+                    _ => format!("binding `{}` no longer exists", self.binding),
+                };
+                let module = self.module_ref("-", None);
+                self.resolved = Some(Resolved {
+                    generation,
+                    binding_stamp: None,
+                    codec: Err(GuestFailure::Host {
+                        module,
+                        message: reason.clone(),
+                    }),
+                    router: None,
+                    sinks: Err(reason),
+                    io: BindingIo::default(),
+                    codec_name: "-".into(),
+                });
+                return;
+            }
+        };
+        // Keep instances when neither the binding nor the active version changed.
+        let same_binding = previous
+            .as_ref()
+            .is_some_and(|p| p.binding_stamp == Some(binding.updated_at_ms));
+        let (prev_codec, prev_router, prev_sinks) = match previous {
+            Some(p) if same_binding => (p.codec.ok(), p.router.and_then(Result::ok), p.sinks.ok()),
+            _ => (None, None, None),
+        };
+        let codec = self.load(&binding.codec, prev_codec, &binding);
+        let router = binding
+            .router
+            .as_ref()
+            .map(|name| self.load(name, prev_router, &binding));
+        let (io, sinks) = match parse_binding_io(
+            &self.tenant,
+            &self.binding,
+            &binding.sources,
+            &binding.sinks,
+        ) {
+            Ok(io) => {
+                let sinks = match prev_sinks {
+                    Some(sinks) => Ok(sinks),
+                    None => io
+                        .sinks
+                        .iter()
+                        .map(|spec| Sink::open(spec, &self.tenant, &self.inner.sinks))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| e.to_string()),
+                };
+                (io, sinks)
+            }
+            Err(e) => (BindingIo::default(), Err(e.to_string())),
+        };
+        self.resolved = Some(Resolved {
+            generation,
+            binding_stamp: Some(binding.updated_at_ms),
+            codec,
+            router,
+            sinks,
+            io,
+            codec_name: binding.codec.clone(),
+        });
+    }
+
+    fn handle(&mut self, envelope: Envelope) {
+        let started = envelope.accepted_at;
+        self.refresh();
+        let Some(resolved) = self.resolved.as_mut() else {
+            return;
+        };
+        if let Some(reason) = envelope.refused.clone() {
+            let module =
+                ModuleRef::new(format!("{}/{}", self.tenant, resolved.codec_name), "source");
+            let failure = GuestFailure::Host {
+                module,
+                message: reason,
+            };
+            self.dead_letter(envelope, failure, started);
+            return;
+        }
+        // Decode.
+        let codec = match resolved.codec.as_mut() {
+            Ok(codec) => codec,
+            Err(failure) => {
+                let failure = failure.clone();
+                self.dead_letter(envelope, failure, started);
+                return;
+            }
+        };
+        let outcome = codec.instance.decode(&envelope.uplink);
+        let codec_ref = codec.instance.module().module_ref().clone();
+        let codec_name = codec.name.clone();
+        self.report(&codec_name, &outcome.report);
+        let document = match outcome.result {
+            Ok(document) => document,
+            Err(failure) => {
+                self.dead_letter(envelope, failure, started);
+                return;
+            }
+        };
+        // Route.
+        let Some(resolved) = self.resolved.as_mut() else {
+            return;
+        };
+        let (decisions, doc_module) = match resolved.router.as_mut() {
+            None => (None, codec_ref),
+            Some(Err(failure)) => {
+                let failure = failure.clone();
+                self.dead_letter(envelope, failure, started);
+                return;
+            }
+            Some(Ok(router)) => {
+                let outcome = router.instance.route(&envelope.uplink, &document);
+                let router_ref = router.instance.module().module_ref().clone();
+                let router_name = router.name.clone();
+                self.report(&router_name, &outcome.report);
+                match outcome.result {
+                    Ok(decisions) => (Some(decisions), router_ref),
+                    Err(failure) => {
+                        self.dead_letter(envelope, failure, started);
+                        return;
+                    }
+                }
+            }
+        };
+        match self.prepare_jobs(&envelope, &document, decisions, &doc_module) {
+            Err(failure) => self.dead_letter(envelope, failure, started),
+            Ok((jobs, reasons)) if jobs.is_empty() => {
+                self.settle(envelope, Outcome::Dropped { reasons }, started);
+            }
+            Ok((jobs, _)) => self.spawn_delivery(envelope, jobs, doc_module, started),
+        }
+    }
+
+    /// Formats the document for each output it goes to.
+    fn prepare_jobs(
+        &self,
+        envelope: &Envelope,
+        document: &Document,
+        decisions: Option<Vec<Decision>>,
+        module: &ModuleRef,
+    ) -> Result<(Vec<Job>, Vec<String>), GuestFailure> {
+        let Some(resolved) = self.resolved.as_ref() else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        let sinks = resolved
+            .sinks
+            .as_ref()
+            .map_err(|reason| GuestFailure::Host {
+                module: module.clone(),
+                message: format!("the binding's sinks cannot be opened: {reason}"),
+            })?;
+        let mut jobs = Vec::new();
+        let mut reasons = Vec::new();
+        let mut encode_for = |sink: &Arc<Sink>, document: &Document| -> Result<(), GuestFailure> {
+            let bytes = encode(
+                sink.format(),
+                &FormatEnvelope {
+                    uplink: &envelope.uplink,
+                    document,
+                    tenant: &self.tenant,
+                    binding: &self.binding,
+                },
+            )
+            .map_err(|e| GuestFailure::SinkFailed {
+                module: module.clone(),
+                sink: sink.name().to_string(),
+                attempts: 0,
+                message: e.to_string(),
+            })?;
+            jobs.push((sink.clone(), bytes));
+            Ok(())
+        };
+        match decisions {
+            None => {
+                if sinks.is_empty() {
+                    reasons.push("the binding has no sinks".to_string());
+                }
+                for sink in sinks {
+                    encode_for(sink, document)?;
+                }
+            }
+            Some(decisions) => {
+                if decisions.is_empty() {
+                    reasons.push("the router returned no decision".to_string());
+                }
+                for decision in decisions {
+                    if let Some(reason) = decision.drop_reason {
+                        reasons.push(format!("{}: {reason}", decision.output));
+                        continue;
+                    }
+                    let index = resolved.io.sink_index(&decision.output).ok_or_else(|| {
+                        GuestFailure::InvalidOutput {
+                            module: module.clone(),
+                            reason: format!(
+                                "the router chose output `{}`, and the binding has no sink of that name (it has: {})",
+                                decision.output,
+                                resolved.io.sinks.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
+                            ),
+                        }
+                    })?;
+                    let doc = decision.document.as_ref().unwrap_or(document);
+                    encode_for(&sinks[index], doc)?;
+                }
+            }
+        }
+        Ok((jobs, reasons))
+    }
+
+    fn report(&self, module: &str, report: &CallReport) {
+        let labels = CallLabels {
+            tenant: self.tenant.clone(),
+            binding: self.binding.clone(),
+            module: module.to_string(),
+        };
+        let metrics = &self.inner.metrics;
+        metrics
+            .call_seconds
+            .get_or_create(&labels)
+            .observe(report.duration.as_secs_f64());
+        metrics
+            .fuel
+            .get_or_create(&labels)
+            .inc_by(report.fuel_consumed);
+        if report.logs_dropped > 0 {
+            metrics
+                .logs_dropped
+                .get_or_create(&labels)
+                .inc_by(report.logs_dropped);
+        }
+        for line in &report.logs {
+            let (tenant, binding, text) = (&self.tenant, &self.binding, &line.message);
+            match line.level {
+                LogLevel::Error => {
+                    tracing::error!(target: "sluice::guest", %tenant, %binding, module, "{text}")
+                }
+                LogLevel::Warn => {
+                    tracing::warn!(target: "sluice::guest", %tenant, %binding, module, "{text}")
+                }
+                LogLevel::Info => {
+                    tracing::info!(target: "sluice::guest", %tenant, %binding, module, "{text}")
+                }
+                _ => tracing::debug!(target: "sluice::guest", %tenant, %binding, module, "{text}"),
+            }
+        }
+    }
+
+    fn dead_letter(&self, envelope: Envelope, failure: GuestFailure, started: Instant) {
+        if let Some(outcome) = write_dead_letter(&self.inner, &envelope, failure) {
+            self.settle(envelope, outcome, started);
+        }
+    }
+
+    fn settle(&self, envelope: Envelope, outcome: Outcome, started: Instant) {
+        settle(&self.inner, envelope, outcome, started);
+    }
+
+    fn spawn_delivery(
+        &self,
+        envelope: Envelope,
+        jobs: Vec<Job>,
+        module: ModuleRef,
+        started: Instant,
+    ) {
+        let inner = self.inner.clone();
+        let semaphore = self.in_flight.clone();
+        // Waits here when too many deliveries are in flight: the queue fills and the
+        // source slows down.
+        let Ok(permit) = self.inner.handle.block_on(semaphore.acquire_owned()) else {
+            return;
+        };
+        self.inner
+            .metrics
+            .in_flight
+            .get_or_create(&self.labels)
+            .inc();
+        self.inner
+            .handle
+            .spawn(deliver(inner, envelope, jobs, module, started, permit));
+    }
+}
+
+async fn deliver(
+    inner: Arc<Inner>,
+    envelope: Envelope,
+    jobs: Vec<Job>,
+    module: ModuleRef,
+    started: Instant,
+    permit: OwnedSemaphorePermit,
+) {
+    let labels = BindingLabels {
+        tenant: envelope.tenant.clone(),
+        binding: envelope.binding.clone(),
+    };
+    let results = join_all(jobs.iter().map(|(sink, bytes)| {
+        let vars = TemplateVars {
+            tenant: &envelope.tenant,
+            binding: &envelope.binding,
+            device: &envelope.uplink.device_id,
+            port: envelope.uplink.port,
+            output: sink.name(),
+        };
+        async move { sink.deliver(&vars, bytes).await }
+    }))
+    .await;
+    let mut outputs = Vec::new();
+    let mut failed = None;
+    for (result, (sink, _)) in results.into_iter().zip(&jobs) {
+        match result {
+            Ok(attempts) => {
+                if attempts > 1 {
+                    inner
+                        .metrics
+                        .sink_retries
+                        .get_or_create(&labels)
+                        .inc_by(u64::from(attempts - 1));
+                }
+                outputs.push(sink.name().to_string());
+            }
+            Err(e) => {
+                inner
+                    .metrics
+                    .sink_retries
+                    .get_or_create(&labels)
+                    .inc_by(u64::from(e.attempts.saturating_sub(1)));
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    match failed {
+        None => settle(&inner, envelope, Outcome::Delivered { outputs }, started),
+        Some(e) => {
+            let failure = GuestFailure::SinkFailed {
+                module,
+                sink: e.sink,
+                attempts: e.attempts,
+                message: e.error.to_string(),
+            };
+            let blocking = inner.clone();
+            let written = tokio::task::spawn_blocking(move || {
+                let outcome = write_dead_letter(&blocking, &envelope, failure);
+                (envelope, outcome)
+            })
+            .await;
+            if let Ok((envelope, Some(outcome))) = written {
+                settle(&inner, envelope, outcome, started);
+            }
+        }
+    }
+    inner.metrics.in_flight.get_or_create(&labels).dec();
+    drop(permit);
+}
+
+/// Writes the dead letter; `None` when even that failed (the message stays unsettled and the
+/// source delivers it again).
+fn write_dead_letter(inner: &Inner, envelope: &Envelope, failure: GuestFailure) -> Option<Outcome> {
+    let entry = NewDeadLetter {
+        tenant_id: envelope.tenant.clone(),
+        binding: envelope.binding.clone(),
+        uplink: envelope.uplink.clone(),
+        module: failure.module().clone(),
+        failure: failure.clone(),
+        attempts: envelope.attempts + 1,
+    };
+    match inner.store.dlq_put(&entry) {
+        Ok(id) => {
+            inner
+                .metrics
+                .dead_letters
+                .get_or_create(&FailureLabels {
+                    tenant: envelope.tenant.clone(),
+                    binding: envelope.binding.clone(),
+                    kind: failure.kind().to_string(),
+                })
+                .inc();
+            tracing::warn!(tenant = %envelope.tenant, binding = %envelope.binding, device = %envelope.uplink.device_id, dead_letter = id, kind = failure.kind(), "{failure}");
+            Some(Outcome::DeadLettered {
+                id,
+                kind: failure.kind().to_string(),
+                reason: failure.to_string(),
+            })
+        }
+        Err(e) => {
+            tracing::error!(tenant = %envelope.tenant, binding = %envelope.binding, error = %e, "could not write a dead letter; the message stays unacknowledged");
+            None
+        }
+    }
+}
+
+fn settle(inner: &Inner, envelope: Envelope, outcome: Outcome, started: Instant) {
+    let labels = BindingLabels {
+        tenant: envelope.tenant.clone(),
+        binding: envelope.binding.clone(),
+    };
+    inner
+        .metrics
+        .messages
+        .get_or_create(&OutcomeLabels {
+            tenant: envelope.tenant.clone(),
+            binding: envelope.binding.clone(),
+            outcome: outcome.label().to_string(),
+        })
+        .inc();
+    inner
+        .metrics
+        .latency
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    inner.tap(&envelope, &outcome);
+    envelope.ack.settle(&outcome);
+}

@@ -31,7 +31,8 @@ The local loop:
   sluice decode --module target/sluice/my-codec.wasm --hex \"00 EB 2D\"
 
 See it run:
-  sluice demo                      an embedded Cayenne LPP codec: throughput, latency, limits"
+  sluice demo                      an embedded Cayenne LPP codec: throughput, latency, limits
+  sluice serve --demo              the service, with a demo tenant and simulated devices"
 )]
 struct Cli {
     /// Diagnostics on stderr: a level (`error`, `warn`, `info`, `debug`, `trace`) for Sluice's
@@ -41,10 +42,9 @@ struct Cli {
         global = true,
         env = "RUST_LOG",
         hide_env_values = true,
-        default_value = "warn",
         value_name = "FILTER"
     )]
-    log_level: String,
+    log_level: Option<String>,
 
     #[command(subcommand)]
     command: commands::Command,
@@ -52,7 +52,11 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli.log_level);
+    let level = cli
+        .log_level
+        .clone()
+        .unwrap_or_else(|| cli.command.default_log_level().to_string());
+    init_tracing(&level);
     match commands::run(cli.command) {
         Ok(code) => code,
         Err(error) => {
@@ -68,7 +72,11 @@ fn main() -> ExitCode {
 /// not drown them; full directives (`wasmtime=debug,sluice=trace`) are taken as they are.
 fn init_tracing(filter: &str) {
     let directives = match filter.trim().parse::<tracing::Level>() {
-        Ok(level) => format!("warn,sluice={level},sluice_runtime={level},sluice_vectors={level}"),
+        Ok(level) => format!(
+            "warn,sluice={level},sluice_runtime={level},sluice_vectors={level},\
+             sluice_pipeline={level},sluice_connectors={level},sluice_server={level},\
+             sluice_store={level}"
+        ),
         Err(_) => filter.to_string(),
     };
     let filter = EnvFilter::try_new(&directives).unwrap_or_else(|e| {

@@ -21,7 +21,7 @@ use crate::handlers::blocking;
 /// array of objects. Errors name the field at fault (`sources`, `sinks[1]`).
 ///
 /// This is the one check of binding I/O; it is where the connectors' parser will be called.
-pub fn check_binding_io(spec: &BindingSpec) -> Result<(), ApiError> {
+pub fn check_binding_io(tenant: &str, spec: &BindingSpec) -> Result<(), ApiError> {
     for (field, value) in [("sources", &spec.sources), ("sinks", &spec.sinks)] {
         let items = value.as_array().ok_or_else(|| {
             ApiError::bad_field(
@@ -40,6 +40,8 @@ pub fn check_binding_io(spec: &BindingSpec) -> Result<(), ApiError> {
             ));
         }
     }
+    sluice_connectors::parse_binding_io(tenant, &spec.name, &spec.sources, &spec.sinks)
+        .map_err(|e| ApiError::bad_field(e.field.clone(), e.to_string()))?;
     Ok(())
 }
 
@@ -97,8 +99,9 @@ async fn save(
     spec: BindingSpec,
     write: Write,
 ) -> Result<BindingView, ApiError> {
-    check_binding_io(&spec)?;
-    blocking(move || {
+    check_binding_io(&caller.tenant, &spec)?;
+    let notify = state.clone();
+    let saved = blocking(move || {
         let saved = match write {
             Write::Create => state.store.create_binding(&caller.tenant, &spec),
             Write::Replace => state.store.update_binding(&caller.tenant, &spec),
@@ -107,7 +110,9 @@ async fn save(
             .map(BindingView::from)
             .map_err(|e| spec_error(&spec, e))
     })
-    .await
+    .await?;
+    notify.registry_changed().await;
+    Ok(saved)
 }
 
 /// Maps a store error about `spec` to an error naming the request field at fault.
@@ -218,11 +223,14 @@ pub async fn delete_binding(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_write()?;
+    let notify = state.clone();
     blocking(move || {
         state.store.delete_binding(&caller.tenant, &name)?;
-        Ok(StatusCode::NO_CONTENT)
+        Ok(())
     })
-    .await
+    .await?;
+    notify.registry_changed().await;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]
@@ -242,13 +250,13 @@ mod tests {
 
     #[test]
     fn arrays_of_objects_are_accepted_including_empty_ones() {
-        let ok = spec(json!([{ "type": "mqtt", "topic": "up/#" }]), json!([]));
-        assert!(check_binding_io(&ok).is_ok());
+        let ok = spec(json!([{ "type": "mqtt", "topic": "acme/+/up" }]), json!([]));
+        assert!(check_binding_io("acme", &ok).is_ok());
     }
 
     #[test]
     fn a_field_that_is_not_an_array_is_named() {
-        let err = check_binding_io(&spec(json!({ "type": "mqtt" }), json!([])))
+        let err = check_binding_io("acme", &spec(json!({ "type": "mqtt" }), json!([])))
             .expect_err("object instead of array");
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
         assert_eq!(err.field.as_deref(), Some("sources"));
@@ -260,8 +268,11 @@ mod tests {
 
     #[test]
     fn an_item_that_is_not_an_object_is_named_with_its_index() {
-        let err = check_binding_io(&spec(json!([]), json!([{ "type": "file" }, "stdout"])))
-            .expect_err("string item");
+        let err = check_binding_io(
+            "acme",
+            &spec(json!([]), json!([{ "type": "file" }, "stdout"])),
+        )
+        .expect_err("string item");
         assert_eq!(err.field.as_deref(), Some("sinks[1]"));
         assert_eq!(err.message, "`sinks[1]` must be an object, not a string");
     }

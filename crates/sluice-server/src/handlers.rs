@@ -270,11 +270,14 @@ pub async fn activate(
     let version: u32 = version.parse().map_err(|_| {
         ApiError::bad_field("version", format!("`{version}` is not a version number"))
     })?;
-    blocking(move || {
+    let notify = state.clone();
+    let view = blocking(move || {
         let module = state.store.activate(&caller.tenant, &name, version)?;
         Ok(Json(ModuleView::new(module, None)))
     })
-    .await
+    .await?;
+    notify.registry_changed().await;
+    Ok(view)
 }
 
 /// `POST /v1/modules/{name}/rollback`: re-activates the previously active version.
@@ -284,11 +287,14 @@ pub async fn rollback(
     Path(name): Path<String>,
 ) -> Result<Json<ModuleView>, ApiError> {
     caller.require_write()?;
-    blocking(move || {
+    let notify = state.clone();
+    let view = blocking(move || {
         let module = state.store.rollback(&caller.tenant, &name)?;
         Ok(Json(ModuleView::new(module, None)))
     })
-    .await
+    .await?;
+    notify.registry_changed().await;
+    Ok(view)
 }
 
 /// Body of `POST /v1/modules/{name}/decode`.

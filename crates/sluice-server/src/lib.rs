@@ -12,12 +12,14 @@ mod dlq;
 mod error;
 mod extract;
 mod handlers;
+mod ingest;
 mod openapi;
 mod tenants;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use sluice_pipeline::Pipeline;
 use sluice_runtime::Runtime;
 use sluice_store::Store;
 
@@ -34,12 +36,36 @@ pub struct AppState {
     pub store: Store,
     /// The sandbox uploads are validated in and decodes run in.
     pub runtime: Runtime,
+    /// The running message path; `None` serves the API alone (ingest and replay answer 503).
+    pub pipeline: Option<Pipeline>,
+}
+
+impl AppState {
+    /// The API alone, without a pipeline.
+    pub fn new(store: Store, runtime: Runtime) -> Self {
+        Self {
+            store,
+            runtime,
+            pipeline: None,
+        }
+    }
+
+    /// Tells the pipeline the registry changed (bindings, active versions).
+    pub(crate) async fn registry_changed(&self) {
+        if let Some(pipeline) = &self.pipeline
+            && let Err(e) = pipeline.refresh().await
+        {
+            tracing::error!(error = %e, "the pipeline could not pick up a registry change");
+        }
+    }
 }
 
 /// The API's routes, ready to serve.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/livez", get(handlers::livez))
+        .route("/readyz", get(ingest::readyz))
+        .route("/metrics", get(ingest::metrics))
         .route("/openapi.json", get(handlers::openapi))
         .route(
             "/v1/modules",
@@ -68,6 +94,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/dlq", get(dlq::list_dead_letters))
         .route("/v1/dlq/purge", post(dlq::purge_dead_letters))
+        .route("/v1/dlq/replay", post(ingest::replay))
+        .route("/v1/bindings/{name}/messages", post(ingest::ingest))
+        .route("/v1/bindings/{name}/recent", get(ingest::recent))
         .route(
             "/v1/dlq/{id}",
             get(dlq::get_dead_letter).delete(dlq::delete_dead_letter),

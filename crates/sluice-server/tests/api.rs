@@ -64,10 +64,7 @@ impl Harness {
             .unwrap();
         let (_, admin) = store.create_token(None, TokenScope::Admin).unwrap();
         Self {
-            state: AppState {
-                store,
-                runtime: runtime(),
-            },
+            state: AppState::new(store, runtime()),
             admin,
             acme,
             acme_read_only,

@@ -9,6 +9,8 @@ mod call;
 mod demo;
 mod inspect;
 mod new;
+mod serve;
+mod serve_demo;
 mod test;
 
 /// What `sluice` can do.
@@ -38,6 +40,20 @@ pub enum Command {
     /// Run an embedded Cayenne LPP codec: load time, throughput, latency, limits.
     #[command(after_help = demo::AFTER_HELP)]
     Demo(demo::DemoArgs),
+    /// Run the service: HTTP API, registry, pipeline, MQTT/NATS ingest and sinks.
+    #[command(after_help = serve::AFTER_HELP)]
+    Serve(serve::ServeArgs),
+}
+
+impl Command {
+    /// The log level used when none is given: the service logs its work, the tools stay
+    /// quiet.
+    pub fn default_log_level(&self) -> &'static str {
+        match self {
+            Command::Serve(_) => "info",
+            _ => "warn",
+        }
+    }
 }
 
 /// Runs one command; `Ok` carries the exit code (a failed vector is not an error of the CLI).
@@ -51,5 +67,6 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Route(args) => call::route(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }

@@ -23,8 +23,8 @@ fn uplinks_spec() -> Value {
         "codec": "lpp",
         "router": "fanout",
         "config": { "region": "eu" },
-        "sources": [{ "type": "mqtt", "topic": "in/+/up" }],
-        "sinks": [{ "type": "mqtt", "topic": "out/{device}" }]
+        "sources": [],
+        "sinks": [{ "type": "file", "path": "out/{device}.jsonl" }]
     })
 }
 
@@ -224,6 +224,20 @@ async fn malformed_bindings_are_bad_requests_naming_the_field() {
         (json!({ "name": "b" }), "codec"),
         (json!({ "name": "b", "codec": 3 }), "codec"),
         (json!({ "name": "b", "codec": "lpp", "sink": [] }), "sink"),
+        (
+            json!({ "name": "b", "codec": "lpp",
+                    "sources": [{ "type": "mqtt", "topic": "globex/+/up" }] }),
+            "sources[0].topic",
+        ),
+        (
+            json!({ "name": "b", "codec": "lpp",
+                    "sinks": [{ "type": "mqtt", "topic": "acme/out", "qos": 2 }] }),
+            "sinks[0].qos",
+        ),
+        (
+            json!({ "name": "b", "codec": "lpp", "sinks": [{ "type": "pigeon" }] }),
+            "sinks[0].type",
+        ),
         (json!({ "name": "a b", "codec": "lpp" }), "name"),
     ] {
         let (status, body) = h.json("POST", "/v1/bindings", &h.acme, spec.clone()).await;

@@ -1,0 +1,171 @@
+//! `sluice serve` as an operator meets it: a real process, its HTTP API, its files, its
+//! signals. The broker tests are in `tests/brokers.rs`.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::{Service, eventually, http};
+
+#[test]
+fn the_demo_decodes_dead_letters_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let mut service = Service::start(&data, &["--demo", "--demo-rate", "50"]);
+    let token = service.token("demo-token");
+    assert!(data.join("admin-token").exists());
+
+    // The simulated devices: decoded messages and dead letters show up.
+    let recent = eventually(Duration::from_secs(30), || {
+        let (status, body) = http(
+            "GET",
+            &service.url("/v1/bindings/lpp/recent"),
+            Some(&token),
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+        let messages = body["messages"].as_array()?.clone();
+        let delivered = messages
+            .iter()
+            .filter(|m| m["outcome"] == "delivered")
+            .count();
+        let dead = messages
+            .iter()
+            .filter(|m| m["outcome"] == "dead-lettered")
+            .count();
+        (delivered >= 5 && dead >= 1).then_some(messages)
+    })
+    .unwrap_or_else(|| panic!("no demo traffic:\n{}", service.stderr()));
+    assert!(
+        recent.iter().any(|m| m["kind"] == "guest-error"),
+        "{recent:?}"
+    );
+
+    // A message sent through the API is decoded and answered with its outcome.
+    let (status, body) = http(
+        "POST",
+        &service.url("/v1/bindings/lpp/messages"),
+        Some(&token),
+        Some(
+            &json!({ "device_id": "api-sensor", "port": 1, "payload_hex": "03 67 01 10 05 67 00 FF" }),
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["outcome"], "delivered", "{body}");
+    assert_eq!(body["outputs"], json!(["decoded", "senml"]));
+    let decoded = std::fs::read_to_string(data.join("sinks/demo/lpp.jsonl")).expect("sink file");
+    let line = decoded
+        .lines()
+        .find(|l| l.contains("api-sensor"))
+        .expect("the API message in the file sink");
+    let line: serde_json::Value = serde_json::from_str(line).expect("json line");
+    assert_eq!(
+        line["data"],
+        json!({ "temperature_3": 27.2, "temperature_5": 25.5 })
+    );
+
+    // The dead letters are listed with their typed reason.
+    let (status, body) = http(
+        "GET",
+        &service.url("/v1/dlq?binding=lpp"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let first = &body["dead_letters"][0];
+    assert_eq!(first["failure_kind"], "guest-error", "{body}");
+    assert!(
+        first["failure"]["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("truncated")),
+        "{first}"
+    );
+
+    // Health and metrics.
+    let (status, body) = http("GET", &service.url("/readyz"), None, None);
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("ready")),
+        "{body}"
+    );
+    let (status, metrics) = http("GET", &service.url("/metrics"), None, None);
+    assert_eq!(status, 200);
+    let metrics = metrics.as_str().expect("text");
+    for series in [
+        r#"sluice_messages_total{tenant="demo",binding="lpp",outcome="delivered"}"#,
+        r#"sluice_dead_letters_total{tenant="demo",binding="lpp",kind="guest-error"}"#,
+        "sluice_guest_call_seconds_bucket",
+        r#"sluice_dlq_depth{tenant="demo"}"#,
+    ] {
+        assert!(metrics.contains(series), "{series} missing:\n{metrics}");
+    }
+
+    // SIGTERM: stops intake, settles, exits 0.
+    service.signal("TERM");
+    assert_eq!(
+        service.wait(Duration::from_secs(30)),
+        Some(0),
+        "{}",
+        service.stderr()
+    );
+    let said: Vec<String> = service.stdout.try_iter().collect();
+    assert!(said.iter().any(|l| l == "sluice: stopped"), "{said:?}");
+}
+
+#[test]
+fn a_restart_keeps_the_registry_and_the_dead_letters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let mut service = Service::start(&data, &["--demo", "--demo-rate", "50"]);
+    let token = service.token("demo-token");
+    let depth = eventually(Duration::from_secs(30), || {
+        let (_, body) = http("GET", &service.url("/v1/dlq"), Some(&token), None);
+        body["depth"].as_u64().filter(|d| *d >= 2)
+    })
+    .expect("dead letters");
+    service.signal("INT");
+    assert_eq!(service.wait(Duration::from_secs(30)), Some(0));
+
+    // Started again without the demo: same tokens, modules and dead letters.
+    let service = Service::start(&data, &[]);
+    let (status, body) = http("GET", &service.url("/v1/dlq"), Some(&token), None);
+    assert_eq!(status, 200, "{body}");
+    assert!(body["depth"].as_u64().expect("depth") >= depth, "{body}");
+    let (status, body) = http("GET", &service.url("/v1/modules"), Some(&token), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["modules"].as_array().map(Vec::len), Some(3), "{body}");
+}
+
+#[test]
+fn a_bad_config_file_is_refused_with_every_problem_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(&config, "[server]\nlisten = \"127.0.0.1:0\"\nlisen = 3\n").expect("write");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unknown field `lisen`"), "{stderr}");
+    assert!(stderr.contains("line 3"), "{stderr}");
+
+    std::fs::write(
+        &config,
+        "[server]\nlisten = \"nowhere\"\n[pipeline]\nmax_in_flight = 0\n[mqtt]\nurl = \"mqtts://broker\"\n",
+    )
+    .expect("write");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("3 problem(s)"), "{stderr}");
+    assert!(stderr.contains("server.listen: `nowhere`"), "{stderr}");
+    assert!(stderr.contains("pipeline.max_in_flight"), "{stderr}");
+    assert!(stderr.contains("mqtt.url `mqtts://broker`"), "{stderr}");
+}

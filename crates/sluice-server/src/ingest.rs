@@ -138,7 +138,6 @@ pub async fn ingest(
     ApiJson(body): ApiJson<IngestBody>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require_write()?;
-    let pipeline = pipeline(&state)?;
     let (messages, batch) = match body {
         IngestBody::One(m) => (vec![m], false),
         IngestBody::Batch { messages } => (messages, true),
@@ -161,6 +160,7 @@ pub async fn ingest(
         };
         uplinks.push(m.into_uplink(&at)?);
     }
+    let pipeline = pipeline(&state)?;
     let tenant = caller.tenant.clone();
     let pending = uplinks.into_iter().map(|uplink| {
         let pipeline = pipeline.clone();

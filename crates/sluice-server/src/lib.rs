@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! Sluice's HTTP API: a tenant-scoped JSON API over the registry ([`sluice_store::Store`]) and
 //! the sandbox ([`sluice_runtime::Runtime`]).
 //!

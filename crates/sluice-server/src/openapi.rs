@@ -69,6 +69,17 @@ pub fn openapi_document() -> Value {
                 "summary": "Liveness", "security": [],
                 "responses": { "200": ok("The process is up", json!({ "type": "object" })) }
             } },
+            "/readyz": { "get": {
+                "summary": "Readiness: the store answers and every broker connection is up", "security": [],
+                "responses": {
+                    "200": ok("Ready", json!({ "type": "object" })),
+                    "503": ok("Not ready; `store` and `brokers` say which part", json!({ "type": "object" }))
+                }
+            } },
+            "/metrics": { "get": {
+                "summary": "Prometheus metrics (OpenMetrics text)", "security": [],
+                "responses": { "200": { "description": "sluice_messages_total, sluice_dead_letters_total, sluice_guest_call_seconds, sluice_guest_fuel_total, sluice_message_latency_seconds, sluice_queue_depth, sluice_in_flight, sluice_dlq_depth, ..." } }
+            } },
             "/openapi.json": { "get": {
                 "summary": "This document", "security": [],
                 "responses": { "200": ok("OpenAPI 3 document", json!({ "type": "object" })) }
@@ -228,6 +239,57 @@ pub fn openapi_document() -> Value {
                     "400": error_response("A bad or unknown query parameter; `error.field` names it")
                 })))
             } },
+            "/v1/dlq/replay": { "post": {
+                "summary": "Run dead letters through their bindings again, with the versions active now",
+                "description": "Without `ids`, every entry (of `binding`, when given), up to 10000. A settled entry leaves the queue; one that fails again is replaced by its new dead letter.",
+                "requestBody": json_body(json!({
+                    "type": "object", "additionalProperties": false,
+                    "properties": {
+                        "ids": { "type": "array", "items": { "type": "integer" } },
+                        "binding": { "type": "string" }
+                    }
+                })),
+                "responses": listing(map(json!({
+                    "200": ok("Counts and one result per entry", json!({
+                        "type": "object", "properties": {
+                            "replayed": { "type": "integer" }, "delivered": { "type": "integer" },
+                            "dropped": { "type": "integer" }, "dead_lettered": { "type": "integer" },
+                            "not_replayed": { "type": "integer" }, "results": { "type": "array" }
+                        }
+                    })),
+                    "400": error_response("Malformed body"),
+                    "403": error_response("Read-only token"),
+                    "503": error_response("No pipeline runs in this server, or it is shutting down")
+                })))
+            } },
+            "/v1/bindings/{name}/messages": { "post": {
+                "summary": "Run one message (or a batch of up to 1000) through the binding; answers once each is settled",
+                "parameters": [name.clone()],
+                "requestBody": json_body(json!({
+                    "oneOf": [
+                        { "$ref": "#/components/schemas/IngestMessage" },
+                        { "type": "object", "required": ["messages"], "properties": {
+                            "messages": { "type": "array", "maxItems": 1000, "items": { "$ref": "#/components/schemas/IngestMessage" } }
+                        } }
+                    ]
+                })),
+                "responses": listing(map(json!({
+                    "200": ok("The outcome (`delivered` with `outputs`, `dropped` with `reasons`, or `dead-lettered` with `id`, `kind`, `reason`); a batch answers `{results: [...]}`", json!({ "type": "object" })),
+                    "400": error_response("Malformed message; `error.field` names it (`messages[3].payload_hex`)"),
+                    "403": error_response("Read-only token"),
+                    "404": error_response("No such binding"),
+                    "503": error_response("No pipeline runs in this server, or it is shutting down")
+                })))
+            } },
+            "/v1/bindings/{name}/recent": { "get": {
+                "summary": "The binding's last 100 settled messages, oldest first",
+                "parameters": [name.clone()],
+                "responses": listing(map(json!({
+                    "200": ok("Messages with their outcome", json!({ "type": "object", "properties": { "messages": { "type": "array" } } })),
+                    "404": error_response("No such binding"),
+                    "503": error_response("No pipeline runs in this server")
+                })))
+            } },
             "/v1/dlq/purge": { "post": {
                 "summary": "Delete the dead letters of one binding, or (with `{}`) all of the tenant's",
                 "requestBody": json_body(json!({
@@ -335,6 +397,17 @@ pub fn openapi_document() -> Value {
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
             "schemas": {
+                "IngestMessage": {
+                    "type": "object", "required": ["device_id"], "additionalProperties": false,
+                    "properties": {
+                        "device_id": { "type": "string", "description": "1-128 characters, none of / + # * > . or spaces" },
+                        "port": { "type": "integer", "minimum": 0, "maximum": 65535 },
+                        "payload_hex": { "type": "string" },
+                        "payload_base64": { "type": "string" },
+                        "metadata": { "description": "An object of strings, or a list of [key, value] pairs" },
+                        "received_at_ms": { "type": "integer" }
+                    }
+                },
                 "Error": {
                     "type": "object", "required": ["error"],
                     "properties": { "error": {

@@ -569,7 +569,12 @@ async fn openapi_lists_every_route() {
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     for (method, path) in [
         ("get", "/livez"),
+        ("get", "/readyz"),
+        ("get", "/metrics"),
         ("get", "/openapi.json"),
+        ("post", "/v1/bindings/{name}/messages"),
+        ("get", "/v1/bindings/{name}/recent"),
+        ("post", "/v1/dlq/replay"),
         ("get", "/v1/modules"),
         ("post", "/v1/modules"),
         ("get", "/v1/modules/{name}"),
@@ -598,4 +603,58 @@ async fn openapi_lists_every_route() {
             "{method} {path} is missing from openapi.json"
         );
     }
+}
+
+#[tokio::test]
+async fn ingest_checks_each_message_and_needs_a_pipeline() {
+    let h = Harness::new();
+    for (body, field) in [
+        (
+            json!({ "device_id": "a/b", "payload_hex": "00" }),
+            "device_id",
+        ),
+        (json!({ "device_id": "d1" }), "payload_hex"),
+        (
+            json!({ "device_id": "d1", "payload_hex": "zz" }),
+            "payload_hex",
+        ),
+        (
+            json!({ "messages": [{ "device_id": "d1", "payload_hex": "00" },
+                                 { "device_id": "d2", "payload_base64": "!!" }] }),
+            "messages[1].payload_base64",
+        ),
+    ] {
+        let (status, answer) = h
+            .send(
+                "POST",
+                "/v1/bindings/b/messages",
+                Some(&h.acme),
+                Some(body.to_string()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert_eq!(answer["error"]["field"], field, "{body}: {answer}");
+    }
+    // Well-formed, but this router serves the API alone.
+    let (status, answer) = h
+        .send(
+            "POST",
+            "/v1/bindings/b/messages",
+            Some(&h.acme),
+            Some(json!({ "device_id": "d1", "payload_hex": "00" }).to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert_eq!(answer["error"]["code"], "no-pipeline");
+    let (status, _) = h
+        .send(
+            "POST",
+            "/v1/bindings/b/messages",
+            Some(&h.acme_read_only),
+            Some(json!({ "device_id": "d1", "payload_hex": "00" }).to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, answer) = h.send("GET", "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
 }

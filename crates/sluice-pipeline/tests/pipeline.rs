@@ -338,3 +338,77 @@ async fn unknown_bindings_are_refused_and_shutdown_drains() {
             .is_err()
     );
 }
+
+/// A tiny HTTP server on a free port: answers the first `failures` requests with 503, then
+/// 200, and records every body it was sent.
+fn flaky_webhook(failures: usize) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = bodies.clone();
+    std::thread::spawn(move || {
+        for (i, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let status = if i < failures {
+                "503 Service Unavailable"
+            } else {
+                seen.lock()
+                    .expect("lock")
+                    .push(String::from_utf8_lossy(&body).into_owned());
+                "200 OK"
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+        }
+    });
+    (port, bodies)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_that_fails_twice_is_retried_and_delivered() {
+    let (port, bodies) = flaky_webhook(2);
+    let f = fixture(
+        tp::CAYENNE_LPP,
+        None,
+        json!([{ "type": "webhook", "name": "hook", "format": "senml",
+                 "url": format!("http://127.0.0.1:{port}/in"),
+                 "retry": { "retries": 3, "backoff_ms": 10 } }]),
+    )
+    .await;
+    let outcome = f
+        .pipeline
+        .process("acme", "farm", lpp("d7"))
+        .await
+        .expect("process");
+    assert_eq!(
+        outcome,
+        Outcome::Delivered {
+            outputs: vec!["hook".into()]
+        }
+    );
+    let bodies = bodies.lock().expect("lock").clone();
+    assert_eq!(bodies.len(), 1);
+    let senml: serde_json::Value = serde_json::from_str(&bodies[0]).expect("senml");
+    assert_eq!(senml[0]["bn"], "urn:dev:d7:");
+    let metrics = f.pipeline.metrics().encode();
+    assert!(
+        metrics.contains(r#"sluice_sink_retries_total{tenant="acme",binding="farm"} 2"#),
+        "{metrics}"
+    );
+}

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sluice_connectors::mqtt::{MqttMessage, MqttSubscriber};
+use sluice_connectors::mqtt::{MqttMessage, MqttSettings, MqttSubscriber};
 use sluice_connectors::nats::{NatsMessage, NatsPublisher, subject_matches};
 use sluice_connectors::spec::{MqttSourceSpec, NatsSourceSpec};
 use sluice_connectors::topic::{check_device_id, filter_matches};
@@ -148,7 +148,8 @@ pub(crate) struct Inner {
     generation: AtomicU64,
     slots: RwLock<BTreeMap<BindingKey, Slot>>,
     routes: RwLock<Routes>,
-    mqtt: Mutex<Option<Arc<MqttSubscriber>>>,
+    mqtt: Mutex<Option<MqttSettings>>,
+    subscribers: tokio::sync::Mutex<BTreeMap<BindingKey, MqttSubscriber>>,
     nats: Mutex<Option<(NatsPublisher, mpsc::Sender<NatsMessage>)>>,
     recent: Mutex<BTreeMap<BindingKey, VecDeque<RecentMessage>>>,
     handle: tokio::runtime::Handle,
@@ -214,6 +215,7 @@ impl Pipeline {
                 slots: RwLock::default(),
                 routes: RwLock::default(),
                 mqtt: Mutex::default(),
+                subscribers: tokio::sync::Mutex::default(),
                 nats: Mutex::default(),
                 recent: Mutex::default(),
                 handle: tokio::runtime::Handle::current(),
@@ -273,8 +275,13 @@ impl Pipeline {
                 }
             }
         }
-        let mqtt_filters: BTreeSet<String> =
-            routes.mqtt.iter().map(|r| r.spec.topic.clone()).collect();
+        let mut mqtt_filters: BTreeMap<BindingKey, BTreeSet<String>> = BTreeMap::new();
+        for route in &routes.mqtt {
+            mqtt_filters
+                .entry((route.tenant.clone(), route.binding.clone()))
+                .or_default()
+                .insert(route.spec.topic.clone());
+        }
         let nats_filters: BTreeSet<String> =
             routes.nats.iter().map(|r| r.spec.subject.clone()).collect();
         if let Ok(mut r) = self.inner.routes.write() {
@@ -309,16 +316,11 @@ impl Pipeline {
             drop(stopped);
         }
 
-        let subscriber = self.inner.mqtt.lock().ok().and_then(|m| m.clone());
-        if let Some(subscriber) = subscriber {
-            for filter in subscriber.filters() {
-                if !mqtt_filters.contains(&filter) {
-                    subscriber.unsubscribe(&filter).await;
-                }
-            }
-            for filter in &mqtt_filters {
-                subscriber.subscribe(filter).await;
-            }
+        let settings = self.inner.mqtt.lock().ok().and_then(|m| m.clone());
+        if let Some(settings) = settings
+            && !self.inner.closing.load(Ordering::Acquire)
+        {
+            self.sync_subscribers(&settings, mqtt_filters).await;
         }
         let nats = self.inner.nats.lock().ok().and_then(|n| n.clone());
         if let Some((nats, tx)) = nats {
@@ -519,11 +521,16 @@ impl Pipeline {
     pub fn sources_connected(&self) -> bool {
         let mqtt = self
             .inner
-            .mqtt
-            .lock()
-            .ok()
-            .and_then(|m| m.clone())
-            .is_none_or(|m| m.is_connected());
+            .subscribers
+            .try_lock()
+            .map(|subs| subs.values().all(MqttSubscriber::is_connected))
+            .unwrap_or(true)
+            && self
+                .inner
+                .sinks
+                .mqtt
+                .as_ref()
+                .is_none_or(|p| p.is_connected());
         let nats = self
             .inner
             .nats
@@ -534,13 +541,65 @@ impl Pipeline {
         mqtt && nats
     }
 
-    /// Feeds the MQTT subscriber's messages into the bindings whose sources match them. A
-    /// QoS 1 message is acknowledged once every matching binding has settled it.
-    pub fn attach_mqtt(&self, subscriber: MqttSubscriber, messages: mpsc::Receiver<MqttMessage>) {
+    /// Takes MQTT sources from the broker of `settings`: each binding with MQTT sources gets
+    /// its own subscriber connection (client id `<client_id>-<tenant>-<binding>-in`, a
+    /// persistent session), so a slow, paused or quarantined binding holds back only its own
+    /// messages. A QoS 1 message is acknowledged once the binding has settled it. Takes
+    /// effect at the next [`Pipeline::refresh`].
+    pub fn attach_mqtt(&self, settings: MqttSettings) {
         if let Ok(mut m) = self.inner.mqtt.lock() {
-            *m = Some(Arc::new(subscriber));
+            *m = Some(settings);
         }
-        tokio::spawn(mqtt_dispatch(self.clone(), messages));
+    }
+
+    /// Starts, updates and stops the per-binding subscribers to match `wanted`.
+    async fn sync_subscribers(
+        &self,
+        settings: &MqttSettings,
+        wanted: BTreeMap<BindingKey, BTreeSet<String>>,
+    ) {
+        let mut subscribers = self.inner.subscribers.lock().await;
+        let gone: Vec<BindingKey> = subscribers
+            .keys()
+            .filter(|k| !wanted.contains_key(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            if let Some(subscriber) = subscribers.remove(&key) {
+                // Unsubscribe first, so the broker stops keeping messages for the session.
+                for filter in subscriber.filters() {
+                    subscriber.unsubscribe(&filter).await;
+                }
+                subscriber.close().await;
+            }
+        }
+        for (key, filters) in wanted {
+            if !subscribers.contains_key(&key) {
+                let mut per_binding = settings.clone();
+                per_binding.client_id = format!("{}-{}-{}", settings.client_id, key.0, key.1);
+                let (tx, rx) = mpsc::channel(self.inner.config.queue_capacity.max(1));
+                match MqttSubscriber::start(&per_binding, tx) {
+                    Ok(subscriber) => {
+                        tokio::spawn(mqtt_dispatch(self.clone(), key.clone(), rx));
+                        subscribers.insert(key.clone(), subscriber);
+                    }
+                    Err(e) => {
+                        tracing::error!(tenant = %key.0, binding = %key.1, error = %e, "cannot start the MQTT subscriber");
+                        continue;
+                    }
+                }
+            }
+            if let Some(subscriber) = subscribers.get(&key) {
+                for filter in subscriber.filters() {
+                    if !filters.contains(&filter) {
+                        subscriber.unsubscribe(&filter).await;
+                    }
+                }
+                for filter in &filters {
+                    subscriber.subscribe(filter).await;
+                }
+            }
+        }
     }
 
     /// Feeds NATS messages on the bindings' subjects into the bindings.
@@ -557,8 +616,11 @@ impl Pipeline {
     /// unacknowledged and the broker delivers them again.
     pub async fn shutdown(&self, timeout: Duration) {
         self.inner.closing.store(true, Ordering::Release);
-        let subscriber = self.inner.mqtt.lock().ok().and_then(|mut m| m.take());
-        if let Some(subscriber) = &subscriber {
+        let subscribers: Vec<MqttSubscriber> =
+            std::mem::take(&mut *self.inner.subscribers.lock().await)
+                .into_values()
+                .collect();
+        for subscriber in &subscribers {
             subscriber.pause_intake();
         }
         let nats = self.inner.nats.lock().ok().and_then(|mut n| n.take());
@@ -588,39 +650,12 @@ impl Pipeline {
                 "shutdown: not every message was settled in time; the rest stays unacknowledged"
             );
         }
-        if let Some(subscriber) = subscriber
-            && let Ok(subscriber) = Arc::try_unwrap(subscriber)
-        {
+        for subscriber in subscribers {
             subscriber.close().await;
         }
         if let Some(mqtt) = &self.inner.sinks.mqtt {
             mqtt.close().await;
         }
-    }
-}
-
-/// Acknowledges a broker message once all of its bindings settled it.
-struct AckGroup {
-    remaining: Mutex<usize>,
-    ack: Mutex<Option<sluice_connectors::mqtt::MqttAck>>,
-}
-
-impl AckGroup {
-    fn member(self: &Arc<Self>) -> Ack {
-        let group = self.clone();
-        Ack::new(move |_| {
-            let done = group
-                .remaining
-                .lock()
-                .map(|mut r| {
-                    *r = r.saturating_sub(1);
-                    *r == 0
-                })
-                .unwrap_or(false);
-            if done && let Some(ack) = group.ack.lock().ok().and_then(|mut a| a.take()) {
-                ack.ack();
-            }
-        })
     }
 }
 
@@ -644,44 +679,44 @@ fn identified(result: Result<(String, u16), String>) -> (String, u16, Option<Str
     }
 }
 
-async fn mqtt_dispatch(pipeline: Pipeline, mut messages: mpsc::Receiver<MqttMessage>) {
+async fn mqtt_dispatch(
+    pipeline: Pipeline,
+    key: BindingKey,
+    mut messages: mpsc::Receiver<MqttMessage>,
+) {
     while let Some(message) = messages.recv().await {
-        let targets: Vec<MqttRoute> = pipeline
-            .inner
-            .routes
-            .read()
-            .map(|r| {
-                r.mqtt
-                    .iter()
-                    .filter(|route| filter_matches(&route.spec.topic, &message.topic))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
-        if targets.is_empty() {
-            tracing::debug!(topic = %message.topic, "no binding takes this topic any more; acknowledged");
+        let route: Option<MqttSourceSpec> = pipeline.inner.routes.read().ok().and_then(|r| {
+            r.mqtt
+                .iter()
+                .find(|route| {
+                    route.tenant == key.0
+                        && route.binding == key.1
+                        && filter_matches(&route.spec.topic, &message.topic)
+                })
+                .map(|route| route.spec.clone())
+        });
+        let Some(spec) = route else {
+            tracing::debug!(topic = %message.topic, "the binding no longer takes this topic; acknowledged");
             if let Some(ack) = message.ack {
                 ack.ack();
             }
             continue;
-        }
-        let group = Arc::new(AckGroup {
-            remaining: Mutex::new(targets.len()),
-            ack: Mutex::new(message.ack),
-        });
-        for route in targets {
-            let (device, port, refused) = identified(route.spec.identify(&message.topic));
-            let uplink = uplink_from(
-                device,
-                port,
-                &message.payload,
-                ("mqtt.topic", &message.topic),
-            );
-            let mut envelope = Envelope::new(route.tenant, route.binding, uplink, group.member());
-            envelope.refused = refused;
-            if let Err(e) = pipeline.submit(envelope).await {
-                tracing::warn!(topic = %message.topic, error = %e, "message not queued; it stays unacknowledged");
-            }
+        };
+        let (device, port, refused) = identified(spec.identify(&message.topic));
+        let uplink = uplink_from(
+            device,
+            port,
+            &message.payload,
+            ("mqtt.topic", &message.topic),
+        );
+        let ack = match message.ack {
+            Some(mqtt) => Ack::new(move |_| mqtt.ack()),
+            None => Ack::none(),
+        };
+        let mut envelope = Envelope::new(key.0.clone(), key.1.clone(), uplink, ack);
+        envelope.refused = refused;
+        if let Err(e) = pipeline.submit(envelope).await {
+            tracing::warn!(topic = %message.topic, error = %e, "message not queued; it stays unacknowledged");
         }
     }
 }

@@ -71,6 +71,7 @@ async fn fixture(codec: &str, router: Option<&str>, sinks: serde_json::Value) ->
                 config: Default::default(),
                 sources: json!([]),
                 sinks,
+                policy: json!({}),
             },
         )
         .expect("binding");

@@ -245,6 +245,7 @@ mod tests {
             config: BTreeMap::new(),
             sources,
             sinks,
+            policy: json!({}),
         }
     }
 

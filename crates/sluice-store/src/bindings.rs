@@ -30,6 +30,14 @@ pub struct BindingSpec {
     /// Where documents go. Kept as given: the connectors define and check its shape.
     #[serde(default = "empty_list")]
     pub sinks: serde_json::Value,
+    /// Limit policies (throttle, quarantine, restart). Kept as given: the pipeline defines
+    /// and checks its shape.
+    #[serde(default = "empty_object")]
+    pub policy: serde_json::Value,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(serde_json::Map::new())
 }
 
 fn empty_list() -> serde_json::Value {
@@ -53,6 +61,10 @@ pub struct Binding {
     pub sources: serde_json::Value,
     /// Where documents go.
     pub sinks: serde_json::Value,
+    /// Limit policies.
+    pub policy: serde_json::Value,
+    /// Whether the binding is paused (its messages wait, unacknowledged).
+    pub paused: bool,
     /// When the binding was created, in milliseconds since the Unix epoch.
     pub created_at_ms: u64,
     /// When the binding was last changed, in milliseconds since the Unix epoch.
@@ -60,7 +72,7 @@ pub struct Binding {
 }
 
 const BINDING_SELECT: &str = "SELECT b.tenant_id, b.name, c.name, r.name, b.config_json,
-        b.sinks_json, b.created_at_ms, b.updated_at_ms, b.sources_json
+        b.sinks_json, b.created_at_ms, b.updated_at_ms, b.sources_json, b.policy_json, b.paused
      FROM bindings b
      JOIN modules c ON c.id = b.codec_module_id
      LEFT JOIN modules r ON r.id = b.router_module_id";
@@ -74,6 +86,8 @@ struct RawBinding {
     config_json: String,
     sinks_json: String,
     sources_json: String,
+    policy_json: String,
+    paused: bool,
     created_at_ms: u64,
     updated_at_ms: u64,
 }
@@ -89,6 +103,8 @@ fn raw_binding_from_row(row: &Row<'_>) -> rusqlite::Result<RawBinding> {
         created_at_ms: row.get(6)?,
         updated_at_ms: row.get(7)?,
         sources_json: row.get(8)?,
+        policy_json: row.get(9)?,
+        paused: row.get(10)?,
     })
 }
 
@@ -105,6 +121,11 @@ impl RawBinding {
                     source,
                 }
             })?,
+            policy: serde_json::from_str(&self.policy_json).map_err(|source| StoreError::Json {
+                what: "binding policy",
+                source,
+            })?,
+            paused: self.paused,
             sinks: serde_json::from_str(&self.sinks_json).map_err(|source| StoreError::Json {
                 what: "binding sinks",
                 source,
@@ -164,6 +185,7 @@ struct ResolvedSpec {
     config_json: String,
     sinks_json: String,
     sources_json: String,
+    policy_json: String,
 }
 
 fn resolve(
@@ -185,6 +207,7 @@ fn resolve(
         config_json: to_json("binding config", &spec.config)?,
         sinks_json: to_json("binding sinks", &spec.sinks)?,
         sources_json: to_json("binding sources", &spec.sources)?,
+        policy_json: to_json("binding policy", &spec.policy)?,
     })
 }
 
@@ -197,8 +220,9 @@ impl Store {
             let now = now_ms();
             tx.execute(
                 "INSERT INTO bindings (tenant_id, name, codec_module_id, router_module_id,
-                     config_json, sinks_json, created_at_ms, updated_at_ms, sources_json)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
+                     config_json, sinks_json, created_at_ms, updated_at_ms, sources_json,
+                     policy_json)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
                 rusqlite::params![
                     tenant,
                     spec.name,
@@ -208,6 +232,7 @@ impl Store {
                     resolved.sinks_json,
                     now,
                     resolved.sources_json,
+                    resolved.policy_json,
                 ],
             )
             .map_err(|e| {
@@ -228,6 +253,32 @@ impl Store {
                 tenant: tenant.to_string(),
                 binding: spec.name.clone(),
             })
+        })
+    }
+
+    /// Pauses (`true`) or resumes a binding; returns the binding as it now is. The flag
+    /// survives restarts.
+    pub fn set_binding_paused(
+        &self,
+        tenant: &str,
+        name: &str,
+        paused: bool,
+    ) -> Result<Binding, StoreError> {
+        self.write("pausing or resuming a binding", |tx| {
+            let changed = tx
+                .execute(
+                    "UPDATE bindings SET paused = ?1 WHERE tenant_id = ?2 AND name = ?3",
+                    rusqlite::params![paused, tenant, name],
+                )
+                .during("pausing or resuming a binding")?;
+            let not_found = || StoreError::BindingNotFound {
+                tenant: tenant.to_string(),
+                binding: name.to_string(),
+            };
+            if changed == 0 {
+                return Err(not_found());
+            }
+            find_binding(tx, tenant, name)?.ok_or_else(not_found)
         })
     }
 
@@ -262,7 +313,7 @@ impl Store {
                 .execute(
                     "UPDATE bindings SET codec_module_id = ?1, router_module_id = ?2,
                          config_json = ?3, sinks_json = ?4, updated_at_ms = ?5,
-                         sources_json = ?8
+                         sources_json = ?8, policy_json = ?9
                      WHERE tenant_id = ?6 AND name = ?7",
                     rusqlite::params![
                         resolved.codec_id,
@@ -273,6 +324,7 @@ impl Store {
                         tenant,
                         spec.name,
                         resolved.sources_json,
+                        resolved.policy_json,
                     ],
                 )
                 .during("updating a binding")?;

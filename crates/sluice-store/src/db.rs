@@ -11,6 +11,7 @@ use crate::error::{SqlContext, StoreError};
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_binding_sources.sql"),
+    include_str!("migrations/0003_binding_policy.sql"),
 ];
 
 /// The schema version this build creates and understands.

@@ -10,7 +10,7 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use serde::Deserialize;
 use sluice_connectors::SinkContext;
-use sluice_connectors::mqtt::{MqttPublisher, MqttSettings, MqttSubscriber};
+use sluice_connectors::mqtt::{MqttPublisher, MqttSettings};
 use sluice_connectors::nats::{NatsPublisher, NatsSettings};
 use sluice_pipeline::{Metrics, Pipeline, PipelineConfig};
 use sluice_runtime::{Runtime, RuntimeConfig};
@@ -284,9 +284,7 @@ async fn serve(
     // subscriber connects must find its binding.
     pipeline.refresh().await.context("starting the bindings")?;
     if let Some(mqtt) = &config.mqtt {
-        let (tx, rx) = tokio::sync::mpsc::channel(config.pipeline.queue_capacity.max(1));
-        let subscriber = MqttSubscriber::start(mqtt, tx)?;
-        pipeline.attach_mqtt(subscriber, rx);
+        pipeline.attach_mqtt(mqtt.clone());
     }
     if let Some(nats) = &sinks.nats {
         pipeline.attach_nats(nats.clone());

@@ -108,6 +108,7 @@ pub fn setup(store: &Store, data_dir: &Path, with_mqtt: bool) -> anyhow::Result<
             config: Default::default(),
             sources: mqtt_source("demo/devices/+/lpp"),
             sinks: serde_json::Value::Array(lpp_sinks),
+            policy: serde_json::json!({}),
         },
         BindingSpec {
             name: "thermostat".into(),
@@ -116,6 +117,7 @@ pub fn setup(store: &Store, data_dir: &Path, with_mqtt: bool) -> anyhow::Result<
             config: [("temperature_max".to_string(), "25".to_string())].into(),
             sources: mqtt_source("demo/devices/+/thermostat"),
             sinks: serde_json::Value::Array(thermostat_sinks),
+            policy: serde_json::json!({}),
         },
     ];
     for spec in &bindings {

@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use sluice_store::StoreError;
 use sluice_types::World;
 
-use crate::support::{binding_spec, module_with_version, store_with_tenants};
+use crate::support::{FileStore, binding_spec, module_with_version, store_with_tenants};
 
 #[test]
 fn bindings_can_be_created_read_listed_updated_and_deleted() {
@@ -104,4 +104,47 @@ fn a_binding_needs_modules_of_the_right_world() {
         .create_binding("ghost", &binding_spec("b", "decoder", None))
         .expect_err("unknown tenant");
     assert_eq!(err.to_string(), "tenant `ghost` does not exist");
+}
+
+#[test]
+fn pause_survives_a_reopen_and_policy_is_kept_as_given() {
+    let fs = FileStore::new();
+    fs.store.create_tenant("acme", "Acme").expect("tenant");
+    module_with_version(
+        &fs.store,
+        "acme",
+        "decoder",
+        World::Codec,
+        b"not checked here",
+    );
+    let mut spec = binding_spec("uplinks", "decoder", None);
+    spec.policy = serde_json::json!({ "throttle": { "messages_per_second": 10 } });
+    let created = fs.store.create_binding("acme", &spec).expect("create");
+    assert!(!created.paused);
+    assert_eq!(created.policy, spec.policy);
+    let paused = fs
+        .store
+        .set_binding_paused("acme", "uplinks", true)
+        .expect("pause");
+    assert!(paused.paused);
+    assert_eq!(
+        paused.updated_at_ms, created.updated_at_ms,
+        "a pause is not an edit"
+    );
+    assert!(matches!(
+        fs.store.set_binding_paused("globex", "uplinks", true),
+        Err(StoreError::BindingNotFound { .. })
+    ));
+    let fs = fs.reopen();
+    let again = fs
+        .store
+        .get_binding("acme", "uplinks")
+        .expect("get")
+        .expect("binding");
+    assert!(again.paused);
+    let resumed = fs
+        .store
+        .set_binding_paused("acme", "uplinks", false)
+        .expect("resume");
+    assert!(!resumed.paused);
 }

@@ -71,5 +71,6 @@ pub fn binding_spec(name: &str, codec: &str, router: Option<&str>) -> BindingSpe
         config: BTreeMap::from([("region".to_string(), "eu".to_string())]),
         sources: serde_json::json!([{ "type": "mqtt", "topic": "in/+/up" }]),
         sinks: serde_json::json!([{ "type": "mqtt", "topic": "out/{device}" }]),
+        policy: serde_json::json!({}),
     }
 }

@@ -429,3 +429,102 @@ fn nats_subjects_in_and_out() {
     assert_eq!(v[0]["bn"], "urn:dev:n1:");
     assert_eq!(v[1]["n"], "temperature_5");
 }
+
+#[test]
+fn a_paused_binding_holds_its_messages_until_resumed_even_across_a_restart() {
+    let broker = Mosquitto::start().expect("mosquitto");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let service = serve_with_mqtt(&data, &broker, "pausy");
+    let token = tenant(&service);
+    upload_codec(&service, &token, "lpp", tp::CAYENNE_LPP_BYTES);
+    create_binding(
+        &service,
+        &token,
+        json!({ "name": "uplinks", "codec": "lpp",
+                "sources": [{ "type": "mqtt", "topic": "acme/devices/+/up" }],
+                "sinks": [{ "type": "mqtt", "topic": "acme/out/{device}" }] }),
+    );
+    let rt = tokio();
+    let mut probe = rt
+        .block_on(MqttProbe::connect(&broker.url()))
+        .expect("probe");
+    rt.block_on(probe.subscribe("acme/out/#"))
+        .expect("subscribe");
+    warm_up(&rt, &mut probe, "acme/devices/warmup/up");
+
+    let (status, body) = http(
+        "POST",
+        &service.url("/v1/bindings/uplinks/pause"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["paused"], true);
+    let n = 30;
+    rt.block_on(probe.publish_many(
+        (0..n).map(|i| (format!("acme/devices/p{i}/up"), FRAME.to_vec())),
+        8,
+    ))
+    .expect("publish");
+    assert!(
+        rt.block_on(probe.next_message(Duration::from_secs(1)))
+            .is_none(),
+        "a paused binding delivered"
+    );
+    let (status, body) = http(
+        "GET",
+        &service.url("/v1/bindings/uplinks/status"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["paused"], true, "{body}");
+    assert_eq!(body["worker"]["paused"], true, "{body}");
+    // HTTP ingest is refused rather than left hanging.
+    let (status, body) = http(
+        "POST",
+        &service.url("/v1/bindings/uplinks/messages"),
+        Some(&token),
+        Some(&json!({ "device_id": "h1", "payload_hex": "03 67 01 10" })),
+    );
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "binding-paused");
+
+    // Stop (gracefully) while paused, and start again: still paused, nothing lost.
+    service.signal("TERM");
+    let mut service = service;
+    assert_eq!(
+        service.wait(Duration::from_secs(30)),
+        Some(0),
+        "{}",
+        service.stderr()
+    );
+    let service = serve_with_mqtt(&data, &broker, "pausy");
+    assert!(
+        rt.block_on(probe.next_message(Duration::from_secs(1)))
+            .is_none()
+    );
+    let (_, body) = http(
+        "GET",
+        &service.url("/v1/bindings/uplinks/status"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(body["paused"], true, "{body}");
+
+    let (status, body) = http(
+        "POST",
+        &service.url("/v1/bindings/uplinks/resume"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let received = rt.block_on(probe.collect(n, Duration::from_secs(30)));
+    let devices: BTreeSet<String> = received
+        .iter()
+        .filter_map(|(topic, _)| topic.strip_prefix("acme/out/").map(str::to_string))
+        .collect();
+    let expected: BTreeSet<String> = (0..n).map(|i| format!("p{i}")).collect();
+    assert_eq!(devices, expected, "{}", service.stderr());
+}

@@ -169,3 +169,62 @@ fn a_bad_config_file_is_refused_with_every_problem_named() {
     assert!(stderr.contains("pipeline.max_in_flight"), "{stderr}");
     assert!(stderr.contains("mqtt.url `mqtts://broker`"), "{stderr}");
 }
+
+fn cli(service: &Service, token: &str, args: &[&str]) -> (i32, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .env("SLUICE_SERVER", &service.base)
+        .env("SLUICE_TOKEN", token)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("sluice runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_cli_pauses_resumes_and_replays_on_a_running_service() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let service = Service::start(&data, &["--demo", "--demo-rate", "50"]);
+    let token = service.token("demo-token");
+
+    let (code, out, err) = cli(&service, &token, &["binding", "list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("lpp") && out.contains("thermostat") && out.contains("running"),
+        "{out}"
+    );
+
+    let (code, out, err) = cli(&service, &token, &["binding", "pause", "lpp"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("paused"), "{out}");
+    let (code, out, err) = cli(&service, &token, &["binding", "status", "lpp"]);
+    assert_eq!(code, 0, "{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(status["paused"], true, "{out}");
+    let (code, _, err) = cli(&service, &token, &["binding", "resume", "lpp"]);
+    assert_eq!(code, 0, "{err}");
+
+    // The demo's cut frames are in the queue; replaying them fails the same way again.
+    eventually(Duration::from_secs(30), || {
+        let (_, out, _) = cli(&service, &token, &["dlq", "list", "--binding", "lpp"]);
+        out.contains("guest-error").then_some(())
+    })
+    .expect("dead letters");
+    let (code, out, err) = cli(&service, &token, &["dlq", "replay", "--binding", "lpp"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("dead-lettered again"), "{out}");
+    assert!(!out.contains("replayed 0:"), "{out}");
+
+    // Errors name the problem.
+    let (code, _, err) = cli(&service, &token, &["binding", "pause", "nope"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("HTTP 404"), "{err}");
+    let (code, _, err) = cli(&service, "slc_bogus", &["binding", "list"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("HTTP 401"), "{err}");
+}

@@ -8,8 +8,10 @@
 //! Queues are bounded: a full queue makes the source wait (MQTT stops reading the socket),
 //! it never drops a message.
 
+mod control;
 mod envelope;
 mod metrics;
+pub mod policy;
 mod worker;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -28,6 +30,7 @@ use sluice_store::{Binding, Store, StoreError};
 use sluice_types::Uplink;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+pub use control::BindingStatus;
 pub use envelope::{Ack, Envelope, Outcome};
 pub use metrics::Metrics;
 
@@ -136,6 +139,7 @@ type BindingKey = (String, String);
 struct Slot {
     queue: mpsc::Sender<Envelope>,
     in_flight: Arc<Semaphore>,
+    control: Arc<control::Control>,
     worker: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -311,8 +315,17 @@ impl Pipeline {
                         entry.insert(slot);
                     }
                 }
+                for b in &bindings {
+                    if let Some(slot) = slots.get(&(b.tenant_id.clone(), b.name.clone())) {
+                        slot.control.set_paused(b.paused);
+                    }
+                }
             }
-            // Dropping a slot closes its queue; its worker drains what is queued and ends.
+            // Dropping a slot closes its queue; its worker drains what is queued and ends (a
+            // paused one ends at once, leaving its messages unacknowledged).
+            for slot in &stopped {
+                slot.control.close();
+            }
             drop(stopped);
         }
 
@@ -336,11 +349,13 @@ impl Pipeline {
     fn start_worker(&self, key: &BindingKey) -> Result<Slot, PipelineError> {
         let (tx, rx) = mpsc::channel(self.inner.config.queue_capacity.max(1));
         let in_flight = Arc::new(Semaphore::new(self.inner.config.max_in_flight.max(1)));
+        let control = Arc::new(control::Control::default());
         let worker = worker::Worker::new(
             self.inner.clone(),
             key.0.clone(),
             key.1.clone(),
             in_flight.clone(),
+            control.clone(),
         );
         let handle = std::thread::Builder::new()
             .name(format!("sluice-{}", key.1))
@@ -350,6 +365,7 @@ impl Pipeline {
         Ok(Slot {
             queue: tx,
             in_flight,
+            control,
             worker: Some(handle),
         })
     }
@@ -474,6 +490,32 @@ impl Pipeline {
         }
         results.sort_by_key(|r| r.id);
         results
+    }
+
+    /// The state of a binding's worker: pause, queue, quarantine, restarts, throttling.
+    pub fn status(&self, tenant: &str, binding: &str) -> Option<BindingStatus> {
+        let slots = self.inner.slots.read().ok()?;
+        let slot = slots.get(&(tenant.to_string(), binding.to_string()))?;
+        let mut status = slot.control.status();
+        status.paused = slot.control.is_paused();
+        status.queue_depth = (slot.queue.max_capacity() - slot.queue.capacity()) as u64;
+        status.in_flight =
+            (self.inner.config.max_in_flight.max(1) - slot.in_flight.available_permits()) as u64;
+        Some(status)
+    }
+
+    /// Whether the binding is paused.
+    pub fn is_paused(&self, tenant: &str, binding: &str) -> bool {
+        self.inner
+            .slots
+            .read()
+            .ok()
+            .and_then(|slots| {
+                slots
+                    .get(&(tenant.to_string(), binding.to_string()))
+                    .map(|slot| slot.control.is_paused())
+            })
+            .unwrap_or(false)
     }
 
     /// The last settled messages of a binding, oldest first.
@@ -636,6 +678,7 @@ impl Pipeline {
         let max = self.inner.config.max_in_flight.max(1) as u32;
         let drain = async {
             for mut slot in slots {
+                slot.control.close();
                 let in_flight = slot.in_flight.clone();
                 let worker = slot.worker.take();
                 drop(slot);

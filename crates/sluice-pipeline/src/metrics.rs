@@ -96,6 +96,13 @@ pub struct Metrics {
     pub in_flight: Family<BindingLabels, Gauge>,
     /// `sluice_dlq_depth{tenant}`.
     pub dlq_depth: Family<TenantLabels, Gauge>,
+    /// `sluice_throttled_seconds_total{tenant,binding}`: time messages waited for the
+    /// throttle.
+    pub throttled_seconds: Family<BindingLabels, Counter<f64, std::sync::atomic::AtomicU64>>,
+    /// `sluice_instance_restarts_total{tenant,binding}`.
+    pub restarts: Family<BindingLabels, Counter>,
+    /// `sluice_quarantined{tenant,binding}`: 1 while the breaker is open or half-open.
+    pub quarantined: Family<BindingLabels, Gauge>,
     registry: Arc<Registry>,
 }
 
@@ -128,6 +135,10 @@ impl Metrics {
         let queue_depth = Family::<BindingLabels, Gauge>::default();
         let in_flight = Family::<BindingLabels, Gauge>::default();
         let dlq_depth = Family::<TenantLabels, Gauge>::default();
+        let throttled_seconds =
+            Family::<BindingLabels, Counter<f64, std::sync::atomic::AtomicU64>>::default();
+        let restarts = Family::<BindingLabels, Counter>::default();
+        let quarantined = Family::<BindingLabels, Gauge>::default();
         let mut registry = Registry::with_prefix("sluice");
         registry.register("messages", "Messages settled, by outcome", messages.clone());
         registry.register(
@@ -167,6 +178,21 @@ impl Metrics {
             in_flight.clone(),
         );
         registry.register("dlq_depth", "Dead letters held", dlq_depth.clone());
+        registry.register(
+            "throttled_seconds",
+            "Time messages waited for the binding's throttle",
+            throttled_seconds.clone(),
+        );
+        registry.register(
+            "instance_restarts",
+            "Guest instances discarded after a trap or a limit breach",
+            restarts.clone(),
+        );
+        registry.register(
+            "quarantined",
+            "1 while the binding's quarantine breaker is open or half-open",
+            quarantined.clone(),
+        );
         Self {
             messages,
             dead_letters,
@@ -178,6 +204,9 @@ impl Metrics {
             queue_depth,
             in_flight,
             dlq_depth,
+            throttled_seconds,
+            restarts,
+            quarantined,
             registry: Arc::new(registry),
         }
     }

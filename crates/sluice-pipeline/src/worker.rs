@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use sluice_connectors::topic::TemplateVars;
@@ -15,8 +15,12 @@ use sluice_types::{Decision, Document, GuestFailure, ModuleRef};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::Inner;
+use crate::control::Control;
 use crate::envelope::{Envelope, Outcome};
 use crate::metrics::{BindingLabels, CallLabels, FailureLabels, OutcomeLabels};
+use crate::policy::{
+    Admission, BindingPolicy, CircuitBreaker, RestartBackoff, RestartConfig, Throttle,
+};
 
 /// A module loaded for this binding.
 struct Loaded {
@@ -34,6 +38,7 @@ struct Resolved {
     sinks: Result<Vec<Arc<Sink>>, String>,
     io: BindingIo,
     codec_name: String,
+    policy: serde_json::Value,
 }
 
 pub(crate) struct Worker {
@@ -43,6 +48,81 @@ pub(crate) struct Worker {
     resolved: Option<Resolved>,
     labels: BindingLabels,
     in_flight: Arc<Semaphore>,
+    control: Arc<Control>,
+    policy: Policies,
+    /// The failure of the message being handled, if the guest (or the host for it) failed.
+    last_failure: std::cell::RefCell<Option<GuestFailure>>,
+    /// Fuel the message being handled consumed.
+    last_fuel: std::cell::Cell<u64>,
+}
+
+/// The binding's limit policies, built from its `policy` member.
+struct Policies {
+    source: serde_json::Value,
+    throttle: Option<Throttle>,
+    breaker: Option<CircuitBreaker>,
+    restart: RestartBackoff,
+    throttled: Duration,
+}
+
+impl Policies {
+    fn new(source: &serde_json::Value, now: Instant) -> Result<Self, String> {
+        let policy: BindingPolicy =
+            serde_json::from_value(source.clone()).map_err(|e| e.to_string())?;
+        policy.validate().map_err(|e| e.to_string())?;
+        Ok(Self {
+            source: source.clone(),
+            throttle: policy
+                .throttle
+                .as_ref()
+                .map(|t| Throttle::new(t, now))
+                .transpose()
+                .map_err(|e| e.to_string())?,
+            breaker: policy
+                .quarantine
+                .as_ref()
+                .map(CircuitBreaker::new)
+                .transpose()
+                .map_err(|e| e.to_string())?,
+            restart: RestartBackoff::new(&policy.restart).map_err(|e| e.to_string())?,
+            throttled: Duration::ZERO,
+        })
+    }
+
+    fn default_now() -> Self {
+        Self::new(&serde_json::json!({}), Instant::now()).unwrap_or_else(|_| Self {
+            source: serde_json::json!({}),
+            throttle: None,
+            breaker: None,
+            restart: RestartBackoff::new(&RestartConfig::default())
+                .unwrap_or_else(|_| unreachable_default_backoff()),
+            throttled: Duration::ZERO,
+        })
+    }
+}
+
+/// The default restart configuration always validates.
+fn unreachable_default_backoff() -> RestartBackoff {
+    let config = RestartConfig {
+        backoff_initial_ms: 100,
+        backoff_max_ms: 30_000,
+        reset_after_s: 60,
+    };
+    match RestartBackoff::new(&config) {
+        Ok(b) => b,
+        Err(e) => panic!("the built-in restart policy is invalid: {e}"),
+    }
+}
+
+/// Whether a failure counts against the binding's code (quarantine) rather than the host's
+/// or a sink's.
+fn counts_for_quarantine(failure: &GuestFailure) -> bool {
+    !matches!(
+        failure,
+        GuestFailure::Host { .. }
+            | GuestFailure::SinkFailed { .. }
+            | GuestFailure::Quarantined { .. }
+    )
 }
 
 /// A sink delivery prepared by the worker: the sink and the encoded bytes.
@@ -54,6 +134,7 @@ impl Worker {
         tenant: String,
         binding: String,
         in_flight: Arc<Semaphore>,
+        control: Arc<Control>,
     ) -> Self {
         let labels = BindingLabels {
             tenant: tenant.clone(),
@@ -66,12 +147,20 @@ impl Worker {
             resolved: None,
             labels,
             in_flight,
+            control,
+            policy: Policies::default_now(),
+            last_failure: std::cell::RefCell::new(None),
+            last_fuel: std::cell::Cell::new(0),
         }
     }
 
     /// Runs until the queue is closed and drained.
     pub(crate) fn run(mut self, mut queue: mpsc::Receiver<Envelope>) {
         while let Some(envelope) = queue.blocking_recv() {
+            // A pause holds this message (unacknowledged) and the queue behind it.
+            if !self.control.wait_while_paused() {
+                return;
+            }
             self.inner
                 .metrics
                 .queue_depth
@@ -174,6 +263,7 @@ impl Worker {
                     sinks: Err(reason),
                     io: BindingIo::default(),
                     codec_name: "-".into(),
+                    policy: serde_json::json!({}),
                 });
                 return;
             }
@@ -219,12 +309,137 @@ impl Worker {
             sinks,
             io,
             codec_name: binding.codec.clone(),
+            policy: binding.policy.clone(),
         });
     }
 
+    /// Applies the binding's policies around [`Self::process`]: throttle and quarantine
+    /// before, failure accounting and restart backoff after.
     fn handle(&mut self, envelope: Envelope) {
-        let started = envelope.accepted_at;
         self.refresh();
+        self.refresh_policies();
+        // Throttle: over budget, the message waits (and the queue behind it).
+        if let Some(throttle) = self.policy.throttle.as_mut() {
+            loop {
+                match throttle.admit(Instant::now()) {
+                    Ok(()) => break,
+                    Err(wait) => {
+                        self.policy.throttled += wait;
+                        self.inner
+                            .metrics
+                            .throttled_seconds
+                            .get_or_create(&self.labels)
+                            .inc_by(wait.as_secs_f64());
+                        if !self.control.sleep(wait) {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        // Quarantine: an open breaker dead-letters (or holds) messages until its probe passes.
+        while let Some(breaker) = self.policy.breaker.as_mut() {
+            let (admission, hold) = (breaker.allow(Instant::now()), breaker.hold());
+            match admission {
+                Admission::Pass | Admission::Probe => break,
+                Admission::Reject { retry_in } if hold => {
+                    self.publish_status();
+                    if !self.control.sleep(retry_in) {
+                        break;
+                    }
+                }
+                Admission::Reject { retry_in } => {
+                    let module =
+                        ModuleRef::new(format!("{}/{}", self.tenant, self.binding), "quarantine");
+                    let failure = GuestFailure::Quarantined {
+                        module,
+                        retry_in_ms: retry_in.as_millis() as u64,
+                    };
+                    let started = envelope.accepted_at;
+                    self.dead_letter(envelope, failure, started);
+                    self.publish_status();
+                    return;
+                }
+            }
+        }
+        self.last_failure.replace(None);
+        self.last_fuel.set(0);
+        self.process(envelope);
+        let now = Instant::now();
+        if let Some(throttle) = self.policy.throttle.as_mut() {
+            throttle.charge_fuel(self.last_fuel.get(), now);
+        }
+        let failure = self.last_failure.take();
+        if let Some(breaker) = self.policy.breaker.as_mut() {
+            match &failure {
+                Some(f) if counts_for_quarantine(f) => breaker.record_failure(now),
+                Some(_) => {}
+                None => breaker.record_success(now),
+            }
+        }
+        // Restart: a trap or a limit discarded the instance; the next one starts after the
+        // backoff, which grows while it keeps failing.
+        if failure.as_ref().is_some_and(GuestFailure::poisons_instance) {
+            let delay = self.policy.restart.on_restart(now);
+            self.inner
+                .metrics
+                .restarts
+                .get_or_create(&self.labels)
+                .inc();
+            self.publish_status();
+            if !delay.is_zero() {
+                self.control.sleep(delay);
+            }
+        }
+        self.publish_status();
+    }
+
+    /// Rebuilds the policies when the binding's `policy` changed.
+    fn refresh_policies(&mut self) {
+        let Some(source) = self.resolved.as_ref().map(|r| &r.policy) else {
+            return;
+        };
+        if *source == self.policy.source {
+            return;
+        }
+        let source = source.clone();
+        match Policies::new(&source, Instant::now()) {
+            Ok(policies) => self.policy = policies,
+            Err(e) => {
+                tracing::warn!(tenant = %self.tenant, binding = %self.binding, error = %e, "ignoring an invalid binding policy");
+                self.policy.source = source;
+            }
+        }
+    }
+
+    fn publish_status(&self) {
+        let now = Instant::now();
+        let quarantine = self
+            .policy
+            .breaker
+            .as_ref()
+            .and_then(|b| serde_json::to_value(b.snapshot(now)).ok());
+        let restarts = self.policy.restart.restarts();
+        let backoff = self.policy.restart.current_backoff();
+        let throttled = self.policy.throttled;
+        if let Some(breaker) = &self.policy.breaker {
+            let open = !matches!(breaker.state(), crate::policy::CircuitState::Closed);
+            self.inner
+                .metrics
+                .quarantined
+                .get_or_create(&self.labels)
+                .set(i64::from(open));
+        }
+        self.control.update(|s| {
+            s.quarantine = quarantine;
+            s.restarts = restarts;
+            s.restart_backoff_ms = backoff.as_millis() as u64;
+            s.throttled_ms = throttled.as_millis() as u64;
+        });
+    }
+
+    fn process(&mut self, envelope: Envelope) {
+        let started = envelope.accepted_at;
         let Some(resolved) = self.resolved.as_mut() else {
             return;
         };
@@ -406,6 +621,7 @@ impl Worker {
     }
 
     fn dead_letter(&self, envelope: Envelope, failure: GuestFailure, started: Instant) {
+        self.last_failure.replace(Some(failure.clone()));
         if let Some(outcome) = write_dead_letter(&self.inner, &envelope, failure) {
             self.settle(envelope, outcome, started);
         }

@@ -42,6 +42,21 @@ pub fn check_binding_io(tenant: &str, spec: &BindingSpec) -> Result<(), ApiError
     }
     sluice_connectors::parse_binding_io(tenant, &spec.name, &spec.sources, &spec.sinks)
         .map_err(|e| ApiError::bad_field(e.field.clone(), e.to_string()))?;
+    let policy: sluice_pipeline::policy::BindingPolicy =
+        serde_path_to_error::deserialize(&spec.policy).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." {
+                "policy".to_string()
+            } else {
+                format!("policy.{path}")
+            };
+            let message = format!("{field}: {}", e.into_inner());
+            ApiError::bad_field(field, message)
+        })?;
+    policy.validate().map_err(|e| {
+        let field = format!("policy.{}", e.field);
+        ApiError::bad_field(field.clone(), format!("{field}: {}", e.message))
+    })?;
     Ok(())
 }
 
@@ -66,6 +81,8 @@ pub struct BindingView {
     config: BTreeMap<String, String>,
     sources: Value,
     sinks: Value,
+    policy: Value,
+    paused: bool,
     created_at_ms: u64,
     updated_at_ms: u64,
 }
@@ -79,6 +96,8 @@ impl From<Binding> for BindingView {
             config: b.config,
             sources: b.sources,
             sinks: b.sinks,
+            policy: b.policy,
+            paused: b.paused,
             created_at_ms: b.created_at_ms,
             updated_at_ms: b.updated_at_ms,
         }
@@ -231,6 +250,74 @@ pub async fn delete_binding(
     .await?;
     notify.registry_changed().await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/bindings/{name}/pause`: the binding stops taking messages; they wait in its
+/// queue and at the broker, unacknowledged, until it is resumed. Survives restarts.
+pub async fn pause_binding(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<BindingView>, ApiError> {
+    set_paused(state, caller, name, true).await
+}
+
+/// `POST /v1/bindings/{name}/resume`: the binding takes its waiting messages, in order.
+pub async fn resume_binding(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<BindingView>, ApiError> {
+    set_paused(state, caller, name, false).await
+}
+
+async fn set_paused(
+    state: AppState,
+    caller: Caller,
+    name: String,
+    paused: bool,
+) -> Result<Json<BindingView>, ApiError> {
+    caller.require_write()?;
+    let notify = state.clone();
+    let view = blocking(move || {
+        Ok(BindingView::from(state.store.set_binding_paused(
+            &caller.tenant,
+            &name,
+            paused,
+        )?))
+    })
+    .await?;
+    notify.registry_changed().await;
+    Ok(Json(view))
+}
+
+/// `GET /v1/bindings/{name}/status`: the binding's worker as it is now (pause, queue,
+/// quarantine, restarts, throttling).
+pub async fn binding_status(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let store = state.store.clone();
+    let (tenant, binding) = (caller.tenant.clone(), name.clone());
+    let stored = blocking(move || Ok(store.get_binding(&tenant, &binding)?))
+        .await?
+        .ok_or_else(|| {
+            ApiError::from(StoreError::BindingNotFound {
+                tenant: caller.tenant.clone(),
+                binding: name.clone(),
+            })
+        })?;
+    let live = state
+        .pipeline
+        .as_ref()
+        .and_then(|p| p.status(&caller.tenant, &name));
+    Ok(Json(json!({
+        "name": stored.name,
+        "paused": stored.paused,
+        "running": live.is_some(),
+        "worker": live,
+    })))
 }
 
 #[cfg(test)]

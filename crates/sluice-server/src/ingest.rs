@@ -161,6 +161,13 @@ pub async fn ingest(
         uplinks.push(m.into_uplink(&at)?);
     }
     let pipeline = pipeline(&state)?;
+    if pipeline.is_paused(&caller.tenant, &name) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "binding-paused",
+            format!("binding `{name}` is paused; resume it, or send later"),
+        ));
+    }
     let tenant = caller.tenant.clone();
     let pending = uplinks.into_iter().map(|uplink| {
         let pipeline = pipeline.clone();

@@ -98,6 +98,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/dlq/replay", post(ingest::replay))
         .route("/v1/bindings/{name}/messages", post(ingest::ingest))
         .route("/v1/bindings/{name}/recent", get(ingest::recent))
+        .route("/v1/bindings/{name}/pause", post(bindings::pause_binding))
+        .route("/v1/bindings/{name}/resume", post(bindings::resume_binding))
+        .route("/v1/bindings/{name}/status", get(bindings::binding_status))
         .route(
             "/v1/dlq/{id}",
             get(dlq::get_dead_letter).delete(dlq::delete_dead_letter),

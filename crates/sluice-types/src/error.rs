@@ -266,6 +266,15 @@ pub enum GuestFailure {
         /// The last error.
         message: String,
     },
+    /// The binding is quarantined (its circuit breaker is open after repeated failures); the
+    /// message was not run.
+    #[error("{module}: quarantined after repeated failures; next trial in {retry_in_ms} ms")]
+    Quarantined {
+        /// The binding (as `tenant/binding@quarantine`).
+        module: ModuleRef,
+        /// When the breaker lets a trial message through.
+        retry_in_ms: u64,
+    },
     /// The host failed for a reason that is not the guest's (e.g. no instance slot free).
     #[error("{module}: host error: {message}")]
     Host {
@@ -292,6 +301,7 @@ impl GuestFailure {
             | GuestFailure::Rejected { module, .. }
             | GuestFailure::WrongWorld { module, .. }
             | GuestFailure::SinkFailed { module, .. }
+            | GuestFailure::Quarantined { module, .. }
             | GuestFailure::Host { module, .. } => module,
         }
     }
@@ -311,6 +321,7 @@ impl GuestFailure {
             GuestFailure::Rejected { .. } => "rejected",
             GuestFailure::WrongWorld { .. } => "wrong-world",
             GuestFailure::SinkFailed { .. } => "sink-failed",
+            GuestFailure::Quarantined { .. } => "quarantined",
             GuestFailure::Host { .. } => "host-error",
         }
     }
@@ -328,6 +339,7 @@ impl GuestFailure {
                 | GuestFailure::Rejected { .. }
                 | GuestFailure::WrongWorld { .. }
                 | GuestFailure::SinkFailed { .. }
+                | GuestFailure::Quarantined { .. }
         )
     }
 }

@@ -9,6 +9,7 @@ mod call;
 mod demo;
 mod inspect;
 mod new;
+mod remote;
 mod serve;
 mod serve_demo;
 mod test;
@@ -43,6 +44,12 @@ pub enum Command {
     /// Run the service: HTTP API, registry, pipeline, MQTT/NATS ingest and sinks.
     #[command(after_help = serve::AFTER_HELP)]
     Serve(serve::ServeArgs),
+    /// Manage a running service's bindings: list, show, pause, resume, status.
+    #[command(after_help = remote::BINDING_AFTER_HELP)]
+    Binding(remote::BindingArgs),
+    /// A running service's dead-letter queue: list, replay.
+    #[command(after_help = remote::DLQ_AFTER_HELP)]
+    Dlq(remote::DlqArgs),
 }
 
 impl Command {
@@ -68,5 +75,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Inspect(args) => inspect::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Binding(args) => remote::binding(args),
+        Command::Dlq(args) => remote::dlq(args),
     }
 }

@@ -238,6 +238,20 @@ async fn malformed_bindings_are_bad_requests_naming_the_field() {
             json!({ "name": "b", "codec": "lpp", "sinks": [{ "type": "pigeon" }] }),
             "sinks[0].type",
         ),
+        (
+            json!({ "name": "b", "codec": "lpp",
+                    "policy": { "throttle": { "messages_per_second": -1 } } }),
+            "policy.throttle.messages_per_second",
+        ),
+        (
+            json!({ "name": "b", "codec": "lpp",
+                    "policy": { "quarantine": { "failures": 0 } } }),
+            "policy.quarantine.failures",
+        ),
+        (
+            json!({ "name": "b", "codec": "lpp", "policy": { "quarantine": { "colour": 1 } } }),
+            "policy.quarantine.colour",
+        ),
         (json!({ "name": "a b", "codec": "lpp" }), "name"),
     ] {
         let (status, body) = h.json("POST", "/v1/bindings", &h.acme, spec.clone()).await;

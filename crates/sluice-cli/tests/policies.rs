@@ -1,0 +1,243 @@
+//! Limit policies end to end on `sluice serve`, with hostile guests: quarantine, restart
+//! backoff and throttle, each showing the action, the API state and the metrics, and that
+//! every message is accounted for (delivered + dead-lettered = sent). Pause is in
+//! `tests/brokers.rs`, where its messages wait at a real broker.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use sluice_test_programs as tp;
+use support::{Service, http};
+
+const FRAME_HEX: &str = "03 67 01 10 05 67 00 FF";
+
+struct Setup {
+    service: Service,
+    token: String,
+    _dir: tempfile::TempDir,
+}
+
+/// A service with tenant `acme`, codec `codec` = `bytes` (active), and binding `b` with a
+/// file sink and `policy`.
+fn setup(bytes: &[u8], policy: Value) -> Setup {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let service = Service::start(&dir.path().join("data"), &[]);
+    let admin = service.token("admin-token");
+    let (status, body) = http(
+        "POST",
+        &service.url("/v1/tenants"),
+        Some(&admin),
+        Some(&json!({ "id": "acme", "name": "Acme" })),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (_, body) = http(
+        "POST",
+        &service.url("/v1/tenants/acme/tokens"),
+        Some(&admin),
+        Some(&json!({ "scope": "tenant" })),
+    );
+    let token = body["secret"].as_str().expect("secret").to_string();
+    upload(&service, &token, bytes);
+    let (status, body) = http(
+        "POST",
+        &service.url("/v1/bindings"),
+        Some(&token),
+        Some(&json!({ "name": "b", "codec": "codec", "policy": policy,
+                      "sinks": [{ "type": "file", "path": "out.jsonl" }] })),
+    );
+    assert_eq!(status, 201, "{body}");
+    Setup {
+        service,
+        token,
+        _dir: dir,
+    }
+}
+
+fn upload(service: &Service, token: &str, bytes: &[u8]) {
+    let _ = http(
+        "POST",
+        &service.url("/v1/modules"),
+        Some(token),
+        Some(&json!({ "name": "codec", "world": "codec" })),
+    );
+    let (status, body) = http(
+        "POST",
+        &service.url("/v1/modules/codec/versions"),
+        Some(token),
+        Some(
+            &json!({ "component_base64": base64::engine::general_purpose::STANDARD.encode(bytes) }),
+        ),
+    );
+    assert!(status == 201 || status == 200, "{body}");
+    let version = body["version"].as_u64().expect("version");
+    let (status, body) = http(
+        "POST",
+        &service.url(&format!("/v1/modules/codec/versions/{version}/activate")),
+        Some(token),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
+fn send(s: &Setup, device: &str) -> Value {
+    let (status, body) = http(
+        "POST",
+        &s.service.url("/v1/bindings/b/messages"),
+        Some(&s.token),
+        Some(&json!({ "device_id": device, "port": 1, "payload_hex": FRAME_HEX })),
+    );
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn status(s: &Setup) -> Value {
+    let (code, body) = http(
+        "GET",
+        &s.service.url("/v1/bindings/b/status"),
+        Some(&s.token),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    body
+}
+
+fn metrics(s: &Setup) -> String {
+    let (_, body) = http("GET", &s.service.url("/metrics"), None, None);
+    body.as_str().unwrap_or_default().to_string()
+}
+
+fn dlq_depth(s: &Setup) -> u64 {
+    let (_, body) = http("GET", &s.service.url("/v1/dlq"), Some(&s.token), None);
+    body["depth"].as_u64().expect("depth")
+}
+
+#[test]
+fn quarantine_trips_after_repeated_traps_and_a_probe_closes_it_after_a_fix() {
+    let s = setup(
+        &std::fs::read(tp::TP_PANIC).expect("tp-panic"),
+        json!({ "quarantine": { "failures": 3, "window_s": 60, "cooldown_s": 1 } }),
+    );
+    let kinds: Vec<String> = (0..5)
+        .map(|i| {
+            let outcome = send(&s, &format!("d{i}"));
+            assert_eq!(outcome["outcome"], "dead-lettered", "{outcome}");
+            outcome["kind"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["trap", "trap", "trap", "quarantined", "quarantined"]
+    );
+    let st = status(&s);
+    assert_eq!(st["worker"]["quarantine"]["state"], "open", "{st}");
+    let m = metrics(&s);
+    assert!(
+        m.contains(r#"sluice_quarantined{tenant="acme",binding="b"} 1"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"sluice_dead_letters_total{tenant="acme",binding="b",kind="quarantined"} 2"#),
+        "{m}"
+    );
+
+    // The fix, then the cool-down: the next message is the probe, it passes, the breaker
+    // closes.
+    upload(&s.service, &s.token, tp::CAYENNE_LPP_BYTES);
+    std::thread::sleep(Duration::from_millis(1_100));
+    let outcome = send(&s, "d5");
+    assert_eq!(outcome["outcome"], "delivered", "{outcome}");
+    let st = status(&s);
+    assert_eq!(st["worker"]["quarantine"]["state"], "closed", "{st}");
+    assert!(metrics(&s).contains(r#"sluice_quarantined{tenant="acme",binding="b"} 0"#));
+    // Nothing lost: 6 sent = 1 delivered + 5 dead-lettered.
+    assert_eq!(dlq_depth(&s), 5);
+}
+
+#[test]
+fn quarantine_in_hold_mode_keeps_messages_waiting_instead_of_dead_lettering() {
+    let s = setup(
+        &std::fs::read(tp::TP_PANIC).expect("tp-panic"),
+        json!({ "quarantine": { "failures": 1, "cooldown_s": 1, "hold": true } }),
+    );
+    assert_eq!(send(&s, "d0")["kind"], "trap");
+    // The breaker is open: the next message waits for the cool-down, then runs as the probe.
+    let started = Instant::now();
+    let outcome = send(&s, "d1");
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(outcome["kind"], "trap", "{outcome}");
+    assert_eq!(dlq_depth(&s), 2);
+}
+
+#[test]
+fn restarts_after_limit_breaches_back_off_exponentially() {
+    let s = setup(
+        &std::fs::read(tp::TP_INFINITE_LOOP).expect("tp-infinite-loop"),
+        json!({ "restart": { "backoff_initial_ms": 100, "backoff_max_ms": 400 } }),
+    );
+    let started = Instant::now();
+    for i in 0..4 {
+        let outcome = send(&s, &format!("d{i}"));
+        let kind = outcome["kind"].as_str().unwrap_or_default();
+        assert!(
+            kind == "fuel-exhausted" || kind == "deadline-exceeded",
+            "{outcome}"
+        );
+    }
+    // Restart delays 0, 100, 200 ms came before messages 2, 3 and 4.
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
+    let st = status(&s);
+    assert_eq!(st["worker"]["restarts"], 4, "{st}");
+    assert_eq!(st["worker"]["restart_backoff_ms"], 400, "{st}");
+    let m = metrics(&s);
+    assert!(
+        m.contains(r#"sluice_instance_restarts_total{tenant="acme",binding="b"} 4"#),
+        "{m}"
+    );
+    assert_eq!(dlq_depth(&s), 4);
+}
+
+#[test]
+fn a_throttled_binding_makes_messages_wait_and_loses_none() {
+    let s = setup(
+        tp::CAYENNE_LPP_BYTES,
+        json!({ "throttle": { "messages_per_second": 20, "burst_seconds": 0.1 } }),
+    );
+    let messages: Vec<Value> = (0..12)
+        .map(|i| json!({ "device_id": format!("t{i}"), "port": 1, "payload_hex": FRAME_HEX }))
+        .collect();
+    let started = Instant::now();
+    let (code, body) = http(
+        "POST",
+        &s.service.url("/v1/bindings/b/messages"),
+        Some(&s.token),
+        Some(&json!({ "messages": messages })),
+    );
+    let elapsed = started.elapsed();
+    assert_eq!(code, 200, "{body}");
+    let results = body["results"].as_array().expect("results");
+    assert_eq!(results.len(), 12);
+    assert!(
+        results.iter().all(|r| r["outcome"] == "delivered"),
+        "{body}"
+    );
+    // A burst of 2, then 20 per second: the other 10 took at least ~0.5 s.
+    assert!(elapsed >= Duration::from_millis(450), "{elapsed:?}");
+    let st = status(&s);
+    assert!(
+        st["worker"]["throttled_ms"].as_u64().unwrap_or(0) >= 300,
+        "{st}"
+    );
+    assert!(metrics(&s).contains(r#"sluice_throttled_seconds_total{tenant="acme",binding="b"}"#));
+    assert_eq!(dlq_depth(&s), 0);
+}

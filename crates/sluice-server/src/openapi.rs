@@ -281,6 +281,35 @@ pub fn openapi_document() -> Value {
                     "503": error_response("No pipeline runs in this server, or it is shutting down")
                 })))
             } },
+            "/v1/bindings/{name}/pause": { "post": {
+                "summary": "Pause the binding: its messages wait, unacknowledged, until resumed (survives restarts)",
+                "parameters": [name.clone()],
+                "responses": listing(map(json!({
+                    "200": ok("The binding", json!({ "type": "object" })),
+                    "403": error_response("Read-only token"),
+                    "404": error_response("No such binding")
+                })))
+            } },
+            "/v1/bindings/{name}/resume": { "post": {
+                "summary": "Resume the binding: the waiting messages are processed in order",
+                "parameters": [name.clone()],
+                "responses": listing(map(json!({
+                    "200": ok("The binding", json!({ "type": "object" })),
+                    "403": error_response("Read-only token"),
+                    "404": error_response("No such binding")
+                })))
+            } },
+            "/v1/bindings/{name}/status": { "get": {
+                "summary": "The binding's worker now: pause, queue depth, in flight, quarantine breaker, restarts, throttling",
+                "parameters": [name.clone()],
+                "responses": listing(map(json!({
+                    "200": ok("Status", json!({ "type": "object", "properties": {
+                        "name": { "type": "string" }, "paused": { "type": "boolean" },
+                        "running": { "type": "boolean" }, "worker": { "type": ["object", "null"] }
+                    } })),
+                    "404": error_response("No such binding")
+                })))
+            } },
             "/v1/bindings/{name}/recent": { "get": {
                 "summary": "The binding's last 100 settled messages, oldest first",
                 "parameters": [name.clone()],

@@ -52,6 +52,10 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A worker hardens itself before anything else starts (no logging set-up, no threads).
+    if matches!(cli.command, commands::Command::Worker) {
+        return sluice_worker::worker_main();
+    }
     let level = cli
         .log_level
         .clone()

@@ -10,6 +10,7 @@
 
 mod control;
 mod envelope;
+mod isolation;
 mod metrics;
 pub mod policy;
 mod worker;
@@ -32,7 +33,9 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 pub use control::BindingStatus;
 pub use envelope::{Ack, Envelope, Outcome};
+pub use isolation::Isolation;
 pub use metrics::Metrics;
+pub use sluice_worker::{SpawnOptions, WorkerOptions, WorkerStderr};
 
 /// How many settled messages per binding [`Pipeline::recent`] keeps.
 pub const RECENT_PER_BINDING: usize = 100;
@@ -158,9 +161,30 @@ pub(crate) struct Inner {
     recent: Mutex<BTreeMap<BindingKey, VecDeque<RecentMessage>>>,
     handle: tokio::runtime::Handle,
     closing: AtomicBool,
+    isolation: Isolation,
+    processes: Mutex<BTreeMap<String, Arc<isolation::TenantProcess>>>,
+    next_slot: AtomicU64,
 }
 
 impl Inner {
+    /// The tenant's worker process, when guest code runs out of process.
+    pub(crate) fn tenant_process(&self, tenant: &str) -> Option<Arc<isolation::TenantProcess>> {
+        let Isolation::Process(template) = &self.isolation else {
+            return None;
+        };
+        let mut processes = self.processes.lock().ok()?;
+        Some(
+            processes
+                .entry(tenant.to_string())
+                .or_insert_with(|| Arc::new(isolation::TenantProcess::new(tenant, template)))
+                .clone(),
+        )
+    }
+
+    pub(crate) fn next_slot(&self) -> u64 {
+        self.next_slot.fetch_add(1, Ordering::Relaxed)
+    }
+
     fn tap(&self, envelope: &Envelope, outcome: &Outcome) {
         if let Ok(mut recent) = self.recent.lock() {
             let ring = recent
@@ -224,8 +248,29 @@ impl Pipeline {
                 recent: Mutex::default(),
                 handle: tokio::runtime::Handle::current(),
                 closing: AtomicBool::new(false),
+                isolation: Isolation::InProcess,
+                processes: Mutex::default(),
+                next_slot: AtomicU64::new(1),
             }),
         }
+    }
+
+    /// The same pipeline running guest code as `isolation` says. Call before
+    /// [`Pipeline::refresh`].
+    pub fn with_isolation(mut self, isolation: Isolation) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.isolation = isolation;
+        }
+        self
+    }
+
+    /// The pid of `tenant`'s worker process, when it runs (process isolation only).
+    pub fn worker_pid(&self, tenant: &str) -> Option<u32> {
+        self.inner
+            .processes
+            .lock()
+            .ok()
+            .and_then(|p| p.get(tenant).and_then(|t| t.pid()))
     }
 
     /// The metrics the pipeline feeds.
@@ -698,6 +743,20 @@ impl Pipeline {
         }
         if let Some(mqtt) = &self.inner.sinks.mqtt {
             mqtt.close().await;
+        }
+        let processes: Vec<Arc<isolation::TenantProcess>> = self
+            .inner
+            .processes
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p).into_values().collect())
+            .unwrap_or_default();
+        if !processes.is_empty() {
+            let _ = tokio::task::spawn_blocking(move || {
+                for process in processes {
+                    process.shutdown();
+                }
+            })
+            .await;
         }
     }
 }

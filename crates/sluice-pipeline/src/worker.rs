@@ -9,7 +9,7 @@ use futures_util::future::join_all;
 use sluice_connectors::topic::TemplateVars;
 use sluice_connectors::{BindingIo, Sink, parse_binding_io};
 use sluice_formats::{Envelope as FormatEnvelope, encode};
-use sluice_runtime::{CallReport, Instance, InstanceEnv, LogLevel};
+use sluice_runtime::{CallReport, LogLevel};
 use sluice_store::{Binding, NewDeadLetter};
 use sluice_types::{Decision, Document, GuestFailure, ModuleRef};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -17,6 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use crate::Inner;
 use crate::control::Control;
 use crate::envelope::{Envelope, Outcome};
+use crate::isolation::Exec;
 use crate::metrics::{BindingLabels, CallLabels, FailureLabels, OutcomeLabels};
 use crate::policy::{
     Admission, BindingPolicy, CircuitBreaker, RestartBackoff, RestartConfig, Throttle,
@@ -26,7 +27,7 @@ use crate::policy::{
 struct Loaded {
     name: String,
     version: u32,
-    instance: Instance,
+    exec: Exec,
 }
 
 /// Everything the worker has resolved from the registry, as of `generation`.
@@ -207,11 +208,6 @@ impl Worker {
         {
             return Ok(previous);
         }
-        let module = self.inner.runtime.load(
-            self.module_ref(name, Some(stored.info.version)),
-            &stored.component,
-            stored.info.policy.clone(),
-        )?;
         let state = self
             .inner
             .store
@@ -220,15 +216,21 @@ impl Worker {
                 module: self.module_ref(name, Some(stored.info.version)),
                 message: format!("opening device state: {e}"),
             })?;
-        let instance = module.instantiate(InstanceEnv {
-            config: Arc::new(binding.config.clone()),
-            state: Arc::new(state),
-        });
+        let exec = Exec::load(
+            &self.inner.runtime,
+            self.inner.tenant_process(&self.tenant),
+            self.inner.next_slot(),
+            self.module_ref(name, Some(stored.info.version)),
+            &stored.component,
+            stored.info.policy.clone(),
+            binding.config.clone(),
+            Arc::new(state),
+        )?;
         tracing::info!(tenant = %self.tenant, binding = %self.binding, module = name, version = stored.info.version, "module loaded");
         Ok(Loaded {
             name: name.to_string(),
             version: stored.info.version,
-            instance,
+            exec,
         })
     }
 
@@ -462,8 +464,8 @@ impl Worker {
                 return;
             }
         };
-        let outcome = codec.instance.decode(&envelope.uplink);
-        let codec_ref = codec.instance.module().module_ref().clone();
+        let outcome = codec.exec.decode(&envelope.uplink);
+        let codec_ref = codec.exec.module_ref();
         let codec_name = codec.name.clone();
         self.report(&codec_name, &outcome.report);
         let document = match outcome.result {
@@ -485,8 +487,8 @@ impl Worker {
                 return;
             }
             Some(Ok(router)) => {
-                let outcome = router.instance.route(&envelope.uplink, &document);
-                let router_ref = router.instance.module().module_ref().clone();
+                let outcome = router.exec.route(&envelope.uplink, &document);
+                let router_ref = router.exec.module_ref();
                 let router_name = router.name.clone();
                 self.report(&router_name, &outcome.report);
                 match outcome.result {

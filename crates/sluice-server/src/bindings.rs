@@ -312,11 +312,16 @@ pub async fn binding_status(
         .pipeline
         .as_ref()
         .and_then(|p| p.status(&caller.tenant, &name));
+    let worker_pid = state
+        .pipeline
+        .as_ref()
+        .and_then(|p| p.worker_pid(&caller.tenant));
     Ok(Json(json!({
         "name": stored.name,
         "paused": stored.paused,
         "running": live.is_some(),
         "worker": live,
+        "worker_pid": worker_pid,
     })))
 }
 

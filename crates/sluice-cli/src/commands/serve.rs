@@ -12,7 +12,7 @@ use serde::Deserialize;
 use sluice_connectors::SinkContext;
 use sluice_connectors::mqtt::{MqttPublisher, MqttSettings};
 use sluice_connectors::nats::{NatsPublisher, NatsSettings};
-use sluice_pipeline::{Metrics, Pipeline, PipelineConfig};
+use sluice_pipeline::{Isolation, Metrics, Pipeline, PipelineConfig, SpawnOptions, WorkerOptions};
 use sluice_runtime::{Runtime, RuntimeConfig};
 use sluice_server::AppState;
 use sluice_store::{Store, TokenScope};
@@ -53,6 +53,10 @@ pub struct ServeArgs {
     /// NATS server (`nats://host:port`).
     #[arg(long, env = "SLUICE_NATS_URL", value_name = "URL")]
     nats: Option<String>,
+    /// Where guest code runs: `in-process`, or `process` (one sandboxed worker process per
+    /// tenant).
+    #[arg(long, env = "SLUICE_ISOLATION", value_name = "MODE")]
+    isolation: Option<IsolationMode>,
     /// Longest wait for in-flight messages at shutdown, in seconds.
     #[arg(long, value_name = "SECONDS")]
     drain_timeout: Option<u64>,
@@ -81,6 +85,42 @@ pub struct ServeConfig {
     mqtt: Option<MqttSettings>,
     #[serde(default)]
     nats: Option<NatsSettings>,
+    #[serde(default)]
+    isolation: IsolationSection,
+}
+
+/// Where guest code runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum IsolationMode {
+    /// In the service's process.
+    #[default]
+    InProcess,
+    /// In one sandboxed worker process per tenant.
+    Process,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IsolationSection {
+    #[serde(default)]
+    mode: IsolationMode,
+    /// `RLIMIT_DATA` of a worker process, in bytes.
+    #[serde(default = "default_worker_data")]
+    max_data_bytes: u64,
+}
+
+fn default_worker_data() -> u64 {
+    16 * 1024 * 1024 * 1024
+}
+
+impl Default for IsolationSection {
+    fn default() -> Self {
+        Self {
+            mode: IsolationMode::default(),
+            max_data_bytes: default_worker_data(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -224,6 +264,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(url) = &args.nats {
         config.nats = Some(NatsSettings { url: url.clone() });
     }
+    if let Some(mode) = args.isolation {
+        config.isolation.mode = mode;
+    }
     if let Some(s) = args.drain_timeout {
         config.server.drain_timeout_s = s;
     }
@@ -263,13 +306,29 @@ async fn serve(
     if let Some(nats) = &config.nats {
         sinks.nats = Some(NatsPublisher::connect(nats).await?);
     }
+    let isolation = match config.isolation.mode {
+        IsolationMode::InProcess => Isolation::InProcess,
+        IsolationMode::Process => {
+            let exe = std::env::current_exe().context("finding the sluice executable")?;
+            let worker = WorkerOptions {
+                cache_dir: Some(data_dir.join("worker-cache")),
+                max_instances: config.runtime.max_instances,
+                max_data_bytes: config.isolation.max_data_bytes,
+                ..WorkerOptions::default()
+            };
+            Isolation::Process(Box::new(
+                SpawnOptions::new(exe, worker).with_args(["worker"]),
+            ))
+        }
+    };
     let pipeline = Pipeline::new(
         store.clone(),
         runtime.clone(),
         sinks.clone(),
         Metrics::new(),
         config.pipeline,
-    );
+    )
+    .with_isolation(isolation);
 
     let admin_token = bootstrap_admin(&store, data_dir)?;
     let demo = if args.demo {
@@ -312,7 +371,7 @@ async fn serve(
     if let Some(demo) = &demo {
         serve_demo::print_banner(demo, bound, data_dir, config.mqtt.as_ref());
     }
-    tracing::info!(%bound, mqtt = config.mqtt.as_ref().map(|m| m.url.as_str()), nats = config.nats.as_ref().map(|n| n.url.as_str()), "sluice serve started");
+    tracing::info!(%bound, isolation = ?config.isolation.mode, mqtt = config.mqtt.as_ref().map(|m| m.url.as_str()), nats = config.nats.as_ref().map(|n| n.url.as_str()), "sluice serve started");
 
     let feed = demo
         .as_ref()

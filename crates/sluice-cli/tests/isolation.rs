@@ -1,0 +1,168 @@
+//! Process isolation end to end: `sluice serve --isolation process` runs each tenant's code
+//! in its own sandboxed worker process; killing one tenant's worker mid-stream costs that
+//! tenant no message and the other tenant nothing.
+
+mod support;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use sluice_test_programs as tp;
+use support::{Service, http};
+
+fn tenant(service: &Service, admin: &str, id: &str) -> String {
+    let (status, body) = http(
+        "POST",
+        &service.url("/v1/tenants"),
+        Some(admin),
+        Some(&json!({ "id": id, "name": id })),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (_, body) = http(
+        "POST",
+        &service.url(&format!("/v1/tenants/{id}/tokens")),
+        Some(admin),
+        Some(&json!({ "scope": "tenant" })),
+    );
+    let token = body["secret"].as_str().expect("secret").to_string();
+    let (status, _) = http(
+        "POST",
+        &service.url("/v1/modules"),
+        Some(&token),
+        Some(&json!({ "name": "lpp", "world": "codec" })),
+    );
+    assert_eq!(status, 201);
+    let (status, body) = http(
+        "POST",
+        &service.url("/v1/modules/lpp/versions"),
+        Some(&token),
+        Some(
+            &json!({ "component_base64": base64::engine::general_purpose::STANDARD.encode(tp::CAYENNE_LPP_BYTES) }),
+        ),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, _) = http(
+        "POST",
+        &service.url("/v1/modules/lpp/versions/1/activate"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 200);
+    let (status, body) = http(
+        "POST",
+        &service.url("/v1/bindings"),
+        Some(&token),
+        Some(
+            &json!({ "name": "b", "codec": "lpp", "sinks": [{ "type": "file", "path": "out.jsonl" }] }),
+        ),
+    );
+    assert_eq!(status, 201, "{body}");
+    token
+}
+
+fn batch(prefix: &str, n: usize) -> Value {
+    json!({ "messages": (0..n)
+        .map(|i| json!({ "device_id": format!("{prefix}{i}"), "port": 1, "payload_hex": "03 67 01 10 05 67 00 FF" }))
+        .collect::<Vec<_>>() })
+}
+
+fn worker_pid(service: &Service, token: &str) -> u32 {
+    let (_, body) = http(
+        "GET",
+        &service.url("/v1/bindings/b/status"),
+        Some(token),
+        None,
+    );
+    body["worker_pid"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no worker pid: {body}")) as u32
+}
+
+#[test]
+fn each_tenant_runs_in_its_own_worker_and_a_killed_worker_loses_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let service = Service::start(&dir.path().join("data"), &["--isolation", "process"]);
+    let admin = service.token("admin-token");
+    let a = tenant(&service, &admin, "alpha");
+    let b = tenant(&service, &admin, "beta");
+
+    // Both decode through their own worker process.
+    for token in [&a, &b] {
+        let (status, body) = http(
+            "POST",
+            &service.url("/v1/bindings/b/messages"),
+            Some(token),
+            Some(&batch("w", 1)),
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["results"][0]["outcome"],
+            "delivered",
+            "{body}\n{}",
+            service.stderr()
+        );
+    }
+    let (pid_a, pid_b) = (worker_pid(&service, &a), worker_pid(&service, &b));
+    assert_ne!(pid_a, pid_b, "tenants share a worker process");
+    assert_ne!(pid_a, service.child.id());
+
+    // Kill alpha's worker while both tenants send.
+    let send = |token: String, prefix: &'static str| {
+        let url = service.url("/v1/bindings/b/messages");
+        std::thread::spawn(move || {
+            let mut outcomes = Vec::new();
+            for round in 0..10 {
+                let (status, body) = http(
+                    "POST",
+                    &url,
+                    Some(&token),
+                    Some(&batch(&format!("{prefix}{round}-"), 20)),
+                );
+                assert_eq!(status, 200, "{body}");
+                outcomes.extend(
+                    body["results"]
+                        .as_array()
+                        .expect("results")
+                        .iter()
+                        .map(|r| r["outcome"].as_str().unwrap_or("").to_string()),
+                );
+            }
+            outcomes
+        })
+    };
+    let sender_a = send(a.clone(), "a");
+    let sender_b = send(b.clone(), "b");
+    std::thread::sleep(Duration::from_millis(50));
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &pid_a.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let outcomes_a = sender_a.join().expect("sender a");
+    let outcomes_b = sender_b.join().expect("sender b");
+
+    // Every message of both tenants is settled; the other tenant saw nothing of it.
+    assert_eq!(outcomes_a.len(), 200);
+    assert_eq!(outcomes_b.len(), 200);
+    assert!(
+        outcomes_b.iter().all(|o| o == "delivered"),
+        "{outcomes_b:?}"
+    );
+    let delivered_a = outcomes_a.iter().filter(|o| *o == "delivered").count();
+    let (_, dlq) = http("GET", &service.url("/v1/dlq"), Some(&a), None);
+    assert_eq!(
+        delivered_a as u64 + dlq["depth"].as_u64().unwrap_or(0),
+        200,
+        "{outcomes_a:?}"
+    );
+    // The message in flight when the worker died was retried in the new worker.
+    assert_eq!(delivered_a, 200, "{outcomes_a:?}\n{}", service.stderr());
+    let new_pid = worker_pid(&service, &a);
+    assert_ne!(new_pid, pid_a, "the worker was not restarted");
+    assert_eq!(
+        worker_pid(&service, &b),
+        pid_b,
+        "the other tenant's worker was touched"
+    );
+}

@@ -286,11 +286,11 @@ fn the_sandbox_report_says_what_is_enforced() {
     };
     assert_eq!(
         counts(&without_cache),
-        (44, 5),
+        (45, 5),
         "{:?}",
         without_cache.sandbox()
     );
-    assert_eq!(counts(&with_cache), (50, 4), "{:?}", with_cache.sandbox());
+    assert_eq!(counts(&with_cache), (51, 4), "{:?}", with_cache.sandbox());
     assert!(with_cache.sandbox().landlock_fully_enforced);
     assert_eq!(with_cache.sandbox().max_open_files, 1024);
     assert_eq!(with_cache.sandbox().max_address_space_bytes, None);

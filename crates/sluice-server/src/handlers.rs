@@ -313,21 +313,39 @@ pub struct DecodeRequest {
 
 impl DecodeRequest {
     fn payload(&self) -> Result<Vec<u8>, ApiError> {
-        match (&self.payload_hex, &self.payload_base64) {
-            (Some(hex), None) => sluice_vectors::parse_hex(hex)
-                .map_err(|e| ApiError::bad_field("payload_hex", format!("not valid hex: {e}"))),
-            (None, Some(b64)) => BASE64.decode(b64.trim()).map_err(|e| {
-                ApiError::bad_field("payload_base64", format!("not valid base64: {e}"))
-            }),
-            (Some(_), Some(_)) => Err(ApiError::bad_field(
-                "payload_hex",
-                "give `payload_hex` or `payload_base64`, not both",
-            )),
-            (None, None) => Err(ApiError::bad_field(
-                "payload_hex",
-                "missing payload: give `payload_hex` or `payload_base64`",
-            )),
-        }
+        parse_payload(
+            self.payload_hex.as_deref(),
+            self.payload_base64.as_deref(),
+            "",
+        )
+    }
+}
+
+/// The payload of a request that gives it as `payload_hex` or `payload_base64` (exactly
+/// one). `at` prefixes the field names in errors (`messages[3].`).
+pub(crate) fn parse_payload(
+    hex: Option<&str>,
+    base64: Option<&str>,
+    at: &str,
+) -> Result<Vec<u8>, ApiError> {
+    match (hex, base64) {
+        (Some(hex), None) => sluice_vectors::parse_hex(hex).map_err(|e| {
+            ApiError::bad_field(format!("{at}payload_hex"), format!("not valid hex: {e}"))
+        }),
+        (None, Some(b64)) => BASE64.decode(b64.trim()).map_err(|e| {
+            ApiError::bad_field(
+                format!("{at}payload_base64"),
+                format!("not valid base64: {e}"),
+            )
+        }),
+        (Some(_), Some(_)) => Err(ApiError::bad_field(
+            format!("{at}payload_hex"),
+            "give `payload_hex` or `payload_base64`, not both",
+        )),
+        (None, None) => Err(ApiError::bad_field(
+            format!("{at}payload_hex"),
+            "missing payload: give `payload_hex` or `payload_base64`",
+        )),
     }
 }
 

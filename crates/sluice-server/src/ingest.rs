@@ -7,8 +7,6 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_connectors::topic::check_device_id;
@@ -93,29 +91,11 @@ impl IngestMessage {
     fn into_uplink(self, at: &str) -> Result<Uplink, ApiError> {
         check_device_id(&self.device_id)
             .map_err(|m| ApiError::bad_field(format!("{at}device_id"), m))?;
-        let payload = match (&self.payload_hex, &self.payload_base64) {
-            (Some(hex), None) => sluice_vectors::parse_hex(hex).map_err(|e| {
-                ApiError::bad_field(format!("{at}payload_hex"), format!("not valid hex: {e}"))
-            })?,
-            (None, Some(b64)) => BASE64.decode(b64.trim()).map_err(|e| {
-                ApiError::bad_field(
-                    format!("{at}payload_base64"),
-                    format!("not valid base64: {e}"),
-                )
-            })?,
-            (Some(_), Some(_)) => {
-                return Err(ApiError::bad_field(
-                    format!("{at}payload_hex"),
-                    "give `payload_hex` or `payload_base64`, not both",
-                ));
-            }
-            (None, None) => {
-                return Err(ApiError::bad_field(
-                    format!("{at}payload_hex"),
-                    "missing payload: give `payload_hex` or `payload_base64`",
-                ));
-            }
-        };
+        let payload = crate::handlers::parse_payload(
+            self.payload_hex.as_deref(),
+            self.payload_base64.as_deref(),
+            at,
+        )?;
         let mut uplink = Uplink::new(self.device_id, self.port, payload);
         if let Some(at) = self.received_at_ms {
             uplink.received_at_ms = at;

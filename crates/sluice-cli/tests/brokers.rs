@@ -7,11 +7,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use base64::Engine as _;
 use serde_json::{Value, json};
 use sluice_brokers::{Mosquitto, MqttProbe, NatsProbe, NatsServer, QoS};
 use sluice_test_programs as tp;
-use support::{Service, eventually, http};
+use support::{Service, create_tenant, eventually, http, upload_codec};
 
 /// The Cayenne LPP documentation frame with two temperatures.
 const FRAME: [u8; 8] = [0x03, 0x67, 0x01, 0x10, 0x05, 0x67, 0x00, 0xFF];
@@ -21,56 +20,6 @@ fn tokio() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio")
-}
-
-/// Creates tenant `acme` with the admin token and returns a tenant token.
-fn tenant(service: &Service) -> String {
-    let admin = service.token("admin-token");
-    let (status, body) = http(
-        "POST",
-        &service.url("/v1/tenants"),
-        Some(&admin),
-        Some(&json!({ "id": "acme", "name": "Acme" })),
-    );
-    assert_eq!(status, 201, "{body}");
-    let (status, body) = http(
-        "POST",
-        &service.url("/v1/tenants/acme/tokens"),
-        Some(&admin),
-        Some(&json!({ "scope": "tenant" })),
-    );
-    assert_eq!(status, 201, "{body}");
-    body["secret"].as_str().expect("secret").to_string()
-}
-
-/// Uploads `bytes` as the next version of codec `name` (created if needed) and activates it.
-fn upload_codec(service: &Service, token: &str, name: &str, bytes: &[u8]) -> u64 {
-    let (status, _) = http(
-        "POST",
-        &service.url("/v1/modules"),
-        Some(token),
-        Some(&json!({ "name": name, "world": "codec" })),
-    );
-    assert!(status == 201 || status == 409, "create module: {status}");
-    let (status, body) = http(
-        "POST",
-        &service.url(&format!("/v1/modules/{name}/versions")),
-        Some(token),
-        Some(
-            &json!({ "component_base64": base64::engine::general_purpose::STANDARD.encode(bytes) }),
-        ),
-    );
-    // 201 for a new version; 200 when these exact bytes are already a version.
-    assert!(status == 201 || status == 200, "{status}: {body}");
-    let version = body["version"].as_u64().expect("version");
-    let (status, body) = http(
-        "POST",
-        &service.url(&format!("/v1/modules/{name}/versions/{version}/activate")),
-        Some(token),
-        None,
-    );
-    assert_eq!(status, 200, "{body}");
-    version
 }
 
 fn create_binding(service: &Service, token: &str, spec: Value) {
@@ -125,7 +74,7 @@ fn mqtt_frames_come_out_decoded_in_every_format() {
     let broker = Mosquitto::start().expect("mosquitto");
     let dir = tempfile::tempdir().expect("tempdir");
     let service = serve_with_mqtt(&dir.path().join("data"), &broker, "formats");
-    let token = tenant(&service);
+    let token = create_tenant(&service, "acme");
     upload_codec(&service, &token, "lpp", tp::CAYENNE_LPP_BYTES);
     let formats = ["json", "cbor", "msgpack", "senml", "influx"];
     let sinks: Vec<Value> = formats
@@ -207,7 +156,7 @@ fn a_failing_frame_is_dead_lettered_then_delivered_after_a_fix_and_a_replay() {
     let broker = Mosquitto::start().expect("mosquitto");
     let dir = tempfile::tempdir().expect("tempdir");
     let service = serve_with_mqtt(&dir.path().join("data"), &broker, "replay");
-    let token = tenant(&service);
+    let token = create_tenant(&service, "acme");
     upload_codec(&service, &token, "lpp", tp::CAYENNE_LPP_BYTES);
     create_binding(
         &service,
@@ -287,7 +236,7 @@ fn sigkill_in_mid_stream_loses_no_message() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let mut service = serve_with_mqtt(&data, &broker, "crashy");
-    let token = tenant(&service);
+    let token = create_tenant(&service, "acme");
     upload_codec(&service, &token, "lpp", tp::CAYENNE_LPP_BYTES);
     create_binding(
         &service,
@@ -395,7 +344,7 @@ fn nats_subjects_in_and_out() {
     let server = NatsServer::start().expect("nats-server");
     let dir = tempfile::tempdir().expect("tempdir");
     let service = Service::start(&dir.path().join("data"), &["--nats", &server.url()]);
-    let token = tenant(&service);
+    let token = create_tenant(&service, "acme");
     upload_codec(&service, &token, "lpp", tp::CAYENNE_LPP_BYTES);
     create_binding(
         &service,
@@ -436,7 +385,7 @@ fn a_paused_binding_holds_its_messages_until_resumed_even_across_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let service = serve_with_mqtt(&data, &broker, "pausy");
-    let token = tenant(&service);
+    let token = create_tenant(&service, "acme");
     upload_codec(&service, &token, "lpp", tp::CAYENNE_LPP_BYTES);
     create_binding(
         &service,

@@ -13,29 +13,15 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::json;
 use sluice_test_programs as tp;
-use support::{Service, http};
+use support::{Service, create_tenant, http};
 
 fn tenant_with_binding(
     service: &Service,
-    admin: &str,
     tenant: &str,
     bytes: &[u8],
     policy: serde_json::Value,
 ) -> String {
-    let (status, body) = http(
-        "POST",
-        &service.url("/v1/tenants"),
-        Some(admin),
-        Some(&json!({ "id": tenant, "name": tenant })),
-    );
-    assert_eq!(status, 201, "{body}");
-    let (_, body) = http(
-        "POST",
-        &service.url(&format!("/v1/tenants/{tenant}/tokens")),
-        Some(admin),
-        Some(&json!({ "scope": "tenant" })),
-    );
-    let token = body["secret"].as_str().expect("secret").to_string();
+    let token = create_tenant(service, tenant);
     let (status, _) = http(
         "POST",
         &service.url("/v1/modules"),
@@ -79,16 +65,14 @@ fn p99(mut samples: Vec<Duration>) -> Duration {
 fn a_tenant_burning_its_cpu_budget_does_not_stall_another_tenant() {
     let dir = tempfile::tempdir().expect("tempdir");
     let service = Service::start(&dir.path().join("data"), &[]);
-    let admin = service.token("admin-token");
     // A: every message runs until its fuel or deadline is gone; restarts are not delayed.
     let token_a = tenant_with_binding(
         &service,
-        &admin,
         "noisy",
         &std::fs::read(tp::TP_INFINITE_LOOP).expect("tp-infinite-loop"),
         json!({ "restart": { "backoff_initial_ms": 1, "backoff_max_ms": 1 } }),
     );
-    let token_b = tenant_with_binding(&service, &admin, "quiet", tp::CAYENNE_LPP_BYTES, json!({}));
+    let token_b = tenant_with_binding(&service, "quiet", tp::CAYENNE_LPP_BYTES, json!({}));
 
     let frame = json!({ "device_id": "d", "port": 1, "payload_hex": "03 67 01 10 05 67 00 FF" });
     let measure = |n: usize| -> Vec<Duration> {

@@ -9,23 +9,10 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{Value, json};
 use sluice_test_programs as tp;
-use support::{Service, http};
+use support::{Service, create_tenant, http};
 
-fn tenant(service: &Service, admin: &str, id: &str) -> String {
-    let (status, body) = http(
-        "POST",
-        &service.url("/v1/tenants"),
-        Some(admin),
-        Some(&json!({ "id": id, "name": id })),
-    );
-    assert_eq!(status, 201, "{body}");
-    let (_, body) = http(
-        "POST",
-        &service.url(&format!("/v1/tenants/{id}/tokens")),
-        Some(admin),
-        Some(&json!({ "scope": "tenant" })),
-    );
-    let token = body["secret"].as_str().expect("secret").to_string();
+fn tenant(service: &Service, id: &str) -> String {
+    let token = create_tenant(service, id);
     let (status, _) = http(
         "POST",
         &service.url("/v1/modules"),
@@ -83,9 +70,8 @@ fn worker_pid(service: &Service, token: &str) -> u32 {
 fn each_tenant_runs_in_its_own_worker_and_a_killed_worker_loses_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let service = Service::start(&dir.path().join("data"), &["--isolation", "process"]);
-    let admin = service.token("admin-token");
-    let a = tenant(&service, &admin, "alpha");
-    let b = tenant(&service, &admin, "beta");
+    let a = tenant(&service, "alpha");
+    let b = tenant(&service, "beta");
 
     // Both decode through their own worker process.
     for token in [&a, &b] {

@@ -7,10 +7,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use serde_json::{Value, json};
 use sluice_test_programs as tp;
-use support::{Service, http};
+use support::{Service, create_tenant, http, upload_codec};
 
 const FRAME_HEX: &str = "03 67 01 10 05 67 00 FF";
 
@@ -25,22 +24,8 @@ struct Setup {
 fn setup(bytes: &[u8], policy: Value) -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
     let service = Service::start(&dir.path().join("data"), &[]);
-    let admin = service.token("admin-token");
-    let (status, body) = http(
-        "POST",
-        &service.url("/v1/tenants"),
-        Some(&admin),
-        Some(&json!({ "id": "acme", "name": "Acme" })),
-    );
-    assert_eq!(status, 201, "{body}");
-    let (_, body) = http(
-        "POST",
-        &service.url("/v1/tenants/acme/tokens"),
-        Some(&admin),
-        Some(&json!({ "scope": "tenant" })),
-    );
-    let token = body["secret"].as_str().expect("secret").to_string();
-    upload(&service, &token, bytes);
+    let token = create_tenant(&service, "acme");
+    upload_codec(&service, &token, "codec", bytes);
     let (status, body) = http(
         "POST",
         &service.url("/v1/bindings"),
@@ -54,32 +39,6 @@ fn setup(bytes: &[u8], policy: Value) -> Setup {
         token,
         _dir: dir,
     }
-}
-
-fn upload(service: &Service, token: &str, bytes: &[u8]) {
-    let _ = http(
-        "POST",
-        &service.url("/v1/modules"),
-        Some(token),
-        Some(&json!({ "name": "codec", "world": "codec" })),
-    );
-    let (status, body) = http(
-        "POST",
-        &service.url("/v1/modules/codec/versions"),
-        Some(token),
-        Some(
-            &json!({ "component_base64": base64::engine::general_purpose::STANDARD.encode(bytes) }),
-        ),
-    );
-    assert!(status == 201 || status == 200, "{body}");
-    let version = body["version"].as_u64().expect("version");
-    let (status, body) = http(
-        "POST",
-        &service.url(&format!("/v1/modules/codec/versions/{version}/activate")),
-        Some(token),
-        None,
-    );
-    assert_eq!(status, 200, "{body}");
 }
 
 fn send(s: &Setup, device: &str) -> Value {
@@ -145,7 +104,7 @@ fn quarantine_trips_after_repeated_traps_and_a_probe_closes_it_after_a_fix() {
 
     // The fix, then the cool-down: the next message is the probe, it passes, the breaker
     // closes.
-    upload(&s.service, &s.token, tp::CAYENNE_LPP_BYTES);
+    upload_codec(&s.service, &s.token, "codec", tp::CAYENNE_LPP_BYTES);
     std::thread::sleep(Duration::from_millis(1_100));
     let outcome = send(&s, "d5");
     assert_eq!(outcome["outcome"], "delivered", "{outcome}");

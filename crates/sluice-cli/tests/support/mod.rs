@@ -159,3 +159,55 @@ pub fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) ->
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Creates tenant `id` with the service's admin token and returns a new tenant token.
+pub fn create_tenant(service: &Service, id: &str) -> String {
+    let admin = service.token("admin-token");
+    let (status, body) = http(
+        "POST",
+        &service.url("/v1/tenants"),
+        Some(&admin),
+        Some(&serde_json::json!({ "id": id, "name": id })),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = http(
+        "POST",
+        &service.url(&format!("/v1/tenants/{id}/tokens")),
+        Some(&admin),
+        Some(&serde_json::json!({ "scope": "tenant" })),
+    );
+    assert_eq!(status, 201, "{body}");
+    body["secret"].as_str().expect("secret").to_string()
+}
+
+/// Uploads `bytes` as the next version of codec `name` (created if needed), activates it and
+/// returns the version.
+pub fn upload_codec(service: &Service, token: &str, name: &str, bytes: &[u8]) -> u64 {
+    use base64::Engine as _;
+    let (status, _) = http(
+        "POST",
+        &service.url("/v1/modules"),
+        Some(token),
+        Some(&serde_json::json!({ "name": name, "world": "codec" })),
+    );
+    assert!(status == 201 || status == 409, "create module: {status}");
+    let (status, body) = http(
+        "POST",
+        &service.url(&format!("/v1/modules/{name}/versions")),
+        Some(token),
+        Some(&serde_json::json!({
+            "component_base64": base64::engine::general_purpose::STANDARD.encode(bytes)
+        })),
+    );
+    // 201 for a new version; 200 when these exact bytes are already a version.
+    assert!(status == 201 || status == 200, "{status}: {body}");
+    let version = body["version"].as_u64().expect("version");
+    let (status, body) = http(
+        "POST",
+        &service.url(&format!("/v1/modules/{name}/versions/{version}/activate")),
+        Some(token),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    version
+}

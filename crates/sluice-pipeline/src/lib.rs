@@ -395,11 +395,16 @@ impl Pipeline {
         let (tx, rx) = mpsc::channel(self.inner.config.queue_capacity.max(1));
         let in_flight = Arc::new(Semaphore::new(self.inner.config.max_in_flight.max(1)));
         let control = Arc::new(control::Control::default());
+        let (deliveries, delivery_queue) = mpsc::unbounded_channel();
+        self.inner
+            .handle
+            .spawn(worker::delivery_loop(delivery_queue));
         let worker = worker::Worker::new(
             self.inner.clone(),
             key.0.clone(),
             key.1.clone(),
             in_flight.clone(),
+            deliveries,
             control.clone(),
         );
         let handle = std::thread::Builder::new()

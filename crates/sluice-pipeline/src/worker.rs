@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use futures_util::future::join_all;
+use futures_util::stream::FuturesUnordered;
 use sluice_connectors::topic::TemplateVars;
 use sluice_connectors::{BindingIo, Sink, parse_binding_io};
 use sluice_formats::{Envelope as FormatEnvelope, encode};
@@ -49,6 +51,8 @@ pub(crate) struct Worker {
     resolved: Option<Resolved>,
     labels: BindingLabels,
     in_flight: Arc<Semaphore>,
+    /// Hands decoded messages to the binding's delivery task.
+    deliveries: mpsc::UnboundedSender<Delivery>,
     control: Arc<Control>,
     policy: Policies,
     /// The failure of the message being handled, if the guest (or the host for it) failed.
@@ -135,6 +139,7 @@ impl Worker {
         tenant: String,
         binding: String,
         in_flight: Arc<Semaphore>,
+        deliveries: mpsc::UnboundedSender<Delivery>,
         control: Arc<Control>,
     ) -> Self {
         let labels = BindingLabels {
@@ -148,6 +153,7 @@ impl Worker {
             resolved: None,
             labels,
             in_flight,
+            deliveries,
             control,
             policy: Policies::default_now(),
             last_failure: std::cell::RefCell::new(None),
@@ -652,9 +658,37 @@ impl Worker {
             .in_flight
             .get_or_create(&self.labels)
             .inc();
-        self.inner
-            .handle
-            .spawn(deliver(inner, envelope, jobs, module, started, permit));
+        let delivery = Box::pin(deliver(inner, envelope, jobs, module, started, permit));
+        if let Err(mpsc::error::SendError(delivery)) = self.deliveries.send(delivery) {
+            // The delivery task is gone (the runtime is stopping): deliver on its own.
+            self.inner.handle.spawn(delivery);
+        }
+    }
+}
+
+/// One message's delivery to its sinks, settling it at the end.
+pub(crate) type Delivery = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// The binding's delivery task: runs every delivery the worker hands over, concurrently (as
+/// many as the binding's in-flight permits allow), in one task. One task instead of one per
+/// message means a busy binding wakes the async runtime once per batch, not per message.
+pub(crate) async fn delivery_loop(mut deliveries: mpsc::UnboundedReceiver<Delivery>) {
+    let mut running = FuturesUnordered::new();
+    let mut open = true;
+    while open || !running.is_empty() {
+        tokio::select! {
+            biased;
+            delivery = deliveries.recv(), if open => match delivery {
+                Some(delivery) => {
+                    running.push(delivery);
+                    while let Ok(delivery) = deliveries.try_recv() {
+                        running.push(delivery);
+                    }
+                }
+                None => open = false,
+            },
+            Some(()) = running.next(), if !running.is_empty() => {}
+        }
     }
 }
 

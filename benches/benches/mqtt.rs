@@ -15,7 +15,8 @@
 //! `SLUICE_BENCH_RATES` sets the offered rates in msgs/s (default `5000,10000`);
 //! `SLUICE_BENCH_SECS` the measured seconds per rate and path (default 10), after a 2 s
 //! warm-up at the same rate; `SLUICE_BENCH_MQTT_INFLIGHT` the service's `mqtt.inflight`
-//! (unacknowledged publishes of the MQTT sink, default 256).
+//! (unacknowledged publishes of the MQTT sink, default 256); `SLUICE_BENCH_IO_THREADS` the
+//! service's async runtime threads (default: one per core, as `sluice serve`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -434,7 +435,14 @@ fn main() {
     );
 
     // The service, on its own runtime as in `sluice serve`.
-    let service_rt = tokio::runtime::Builder::new_multi_thread()
+    let mut service_rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = std::env::var("SLUICE_BENCH_IO_THREADS")
+        .ok()
+        .and_then(|t| t.parse::<usize>().ok())
+    {
+        service_rt.worker_threads(threads.max(1));
+    }
+    let service_rt = service_rt
         .enable_all()
         .thread_name("sluice-io")
         .build()

@@ -200,3 +200,126 @@ fn a_throttled_binding_makes_messages_wait_and_loses_none() {
     assert!(metrics(&s).contains(r#"sluice_throttled_seconds_total{tenant="acme",binding="b"}"#));
     assert_eq!(dlq_depth(&s), 0);
 }
+
+#[test]
+fn a_tenant_budget_is_shared_by_all_its_bindings() {
+    let s = setup(tp::CAYENNE_LPP_BYTES, json!({}));
+    let (status, body) = http(
+        "POST",
+        &s.service.url("/v1/bindings"),
+        Some(&s.token),
+        Some(&json!({ "name": "b2", "codec": "codec",
+                      "sinks": [{ "type": "file", "path": "out2.jsonl" }] })),
+    );
+    assert_eq!(status, 201, "{body}");
+    let admin = s.service.token("admin-token");
+    let throttle_url = s.service.url("/v1/tenants/acme/throttle");
+
+    // Bad budgets are refused with the field named; a tenant token may not set one.
+    let (code, body) = http(
+        "PUT",
+        &throttle_url,
+        Some(&admin),
+        Some(&json!({ "messages_per_second": -1 })),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["error"]["field"], "messages_per_second", "{body}");
+    let (code, body) = http(
+        "PUT",
+        &throttle_url,
+        Some(&admin),
+        Some(&json!({ "colour": 1 })),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("colour"),
+        "{body}"
+    );
+    let (code, _) = http(
+        "PUT",
+        &throttle_url,
+        Some(&s.token),
+        Some(&json!({ "messages_per_second": 1000 })),
+    );
+    assert_eq!(code, 403);
+
+    // 20 messages/s for the tenant, neither binding limited on its own.
+    let (code, body) = http(
+        "PUT",
+        &throttle_url,
+        Some(&admin),
+        Some(&json!({ "messages_per_second": 20, "burst_seconds": 0.1 })),
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["throttle"]["messages_per_second"], 20.0, "{body}");
+
+    let started = Instant::now();
+    let senders: Vec<_> = ["b", "b2"]
+        .into_iter()
+        .map(|binding| {
+            let url = s.service.url(&format!("/v1/bindings/{binding}/messages"));
+            let token = s.token.clone();
+            std::thread::spawn(move || {
+                let messages: Vec<Value> = (0..10)
+                    .map(|i| json!({ "device_id": format!("{binding}-{i}"), "port": 1, "payload_hex": FRAME_HEX }))
+                    .collect();
+                http("POST", &url, Some(&token), Some(&json!({ "messages": messages })))
+            })
+        })
+        .collect();
+    for sender in senders {
+        let (code, body) = sender.join().expect("sender");
+        assert_eq!(code, 200, "{body}");
+        let results = body["results"].as_array().expect("results");
+        assert_eq!(results.len(), 10);
+        assert!(
+            results.iter().all(|r| r["outcome"] == "delivered"),
+            "{body}"
+        );
+    }
+    // 20 messages through one budget: a burst of 2, then 20 per second, so at least ~0.9 s;
+    // each binding alone would have had no limit.
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(800), "{elapsed:?}");
+    let waited: u64 = ["b", "b2"]
+        .iter()
+        .map(|binding| {
+            let (_, st) = http(
+                "GET",
+                &s.service.url(&format!("/v1/bindings/{binding}/status")),
+                Some(&s.token),
+                None,
+            );
+            st["worker"]["tenant_throttled_ms"].as_u64().unwrap_or(0)
+        })
+        .sum();
+    assert!(waited >= 500, "tenant throttle waits: {waited} ms");
+    assert_eq!(dlq_depth(&s), 0);
+
+    // The CLI shows and clears it.
+    let sluice = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(args)
+            .args(["--server", &s.service.url(""), "--token", &admin])
+            .output()
+            .expect("run sluice");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).expect("JSON output")
+    };
+    let shown = sluice(&["tenant", "show", "acme"]);
+    assert_eq!(shown["throttle"]["messages_per_second"], 20.0, "{shown}");
+    let cleared = sluice(&["tenant", "throttle", "acme", "--clear"]);
+    assert!(cleared.get("throttle").is_none(), "{cleared}");
+    let set = sluice(&["tenant", "throttle", "acme", "--fuel-per-second", "1000000"]);
+    assert_eq!(set["throttle"]["fuel_per_second"], 1_000_000, "{set}");
+    let (code, body) = http("DELETE", &throttle_url, Some(&admin), None);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.get("throttle").is_none(), "{body}");
+}

@@ -22,8 +22,10 @@ pub struct BindingStatus {
     pub restarts: u64,
     /// The wait applied before the next restart, in milliseconds.
     pub restart_backoff_ms: u64,
-    /// Total time messages waited for the throttle, in milliseconds.
+    /// Total time messages waited for the binding's throttle, in milliseconds.
     pub throttled_ms: u64,
+    /// Total time messages waited for the tenant-wide throttle budget, in milliseconds.
+    pub tenant_throttled_ms: u64,
 }
 
 /// The pause switch and the status of one binding.

@@ -139,6 +139,12 @@ struct Routes {
 
 type BindingKey = (String, String);
 
+/// A tenant's throttle budget: its configuration and the buckets all its bindings draw on.
+struct TenantThrottle {
+    source: serde_json::Value,
+    buckets: Arc<Mutex<policy::Throttle>>,
+}
+
 struct Slot {
     queue: mpsc::Sender<Envelope>,
     in_flight: Arc<Semaphore>,
@@ -159,6 +165,8 @@ pub(crate) struct Inner {
     subscribers: tokio::sync::Mutex<BTreeMap<BindingKey, MqttSubscriber>>,
     nats: Mutex<Option<(NatsPublisher, mpsc::Sender<NatsMessage>)>>,
     recent: Mutex<BTreeMap<BindingKey, VecDeque<RecentMessage>>>,
+    /// Tenant-wide throttle budgets, shared by the tenant's binding workers.
+    tenant_throttles: Mutex<BTreeMap<String, TenantThrottle>>,
     handle: tokio::runtime::Handle,
     closing: AtomicBool,
     isolation: Isolation,
@@ -179,6 +187,55 @@ impl Inner {
                 .or_insert_with(|| Arc::new(isolation::TenantProcess::new(tenant, template)))
                 .clone(),
         )
+    }
+
+    /// The throttle budget `tenant`'s bindings share, if it has one.
+    pub(crate) fn tenant_throttle(&self, tenant: &str) -> Option<Arc<Mutex<policy::Throttle>>> {
+        self.tenant_throttles
+            .lock()
+            .ok()
+            .and_then(|t| t.get(tenant).map(|t| t.buckets.clone()))
+    }
+
+    /// Brings the tenant budgets in line with `tenants`, keeping the buckets (and what they
+    /// hold) of budgets that did not change.
+    fn set_tenant_throttles(&self, tenants: &[sluice_store::Tenant]) {
+        let Ok(mut throttles) = self.tenant_throttles.lock() else {
+            return;
+        };
+        let mut next = BTreeMap::new();
+        for tenant in tenants {
+            let Some(source) = &tenant.throttle else {
+                continue;
+            };
+            if let Some(kept) = throttles.remove(&tenant.id)
+                && &kept.source == source
+            {
+                next.insert(tenant.id.clone(), kept);
+                continue;
+            }
+            let built = serde_json::from_value::<policy::ThrottleConfig>(source.clone())
+                .map_err(|e| e.to_string())
+                .and_then(|config| {
+                    policy::Throttle::new(&config, std::time::Instant::now())
+                        .map_err(|e| e.to_string())
+                });
+            match built {
+                Ok(throttle) => {
+                    next.insert(
+                        tenant.id.clone(),
+                        TenantThrottle {
+                            source: source.clone(),
+                            buckets: Arc::new(Mutex::new(throttle)),
+                        },
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(tenant = %tenant.id, error = %e, "the tenant's throttle budget is invalid; not applied");
+                }
+            }
+        }
+        *throttles = next;
     }
 
     pub(crate) fn next_slot(&self) -> u64 {
@@ -246,6 +303,7 @@ impl Pipeline {
                 subscribers: tokio::sync::Mutex::default(),
                 nats: Mutex::default(),
                 recent: Mutex::default(),
+                tenant_throttles: Mutex::default(),
                 handle: tokio::runtime::Handle::current(),
                 closing: AtomicBool::new(false),
                 isolation: Isolation::InProcess,
@@ -289,15 +347,18 @@ impl Pipeline {
     /// sources. Call after any change to bindings or module versions.
     pub async fn refresh(&self) -> Result<(), PipelineError> {
         let store = self.inner.store.clone();
-        let bindings: Vec<Binding> = tokio::task::spawn_blocking(move || {
-            let mut all = Vec::new();
-            for tenant in store.list_tenants()? {
-                all.extend(store.list_bindings(&tenant.id)?);
-            }
-            Ok::<_, StoreError>(all)
-        })
-        .await
-        .map_err(|e| PipelineError::Internal(e.to_string()))??;
+        let (tenants, bindings): (Vec<sluice_store::Tenant>, Vec<Binding>) =
+            tokio::task::spawn_blocking(move || {
+                let tenants = store.list_tenants()?;
+                let mut all = Vec::new();
+                for tenant in &tenants {
+                    all.extend(store.list_bindings(&tenant.id)?);
+                }
+                Ok::<_, StoreError>((tenants, all))
+            })
+            .await
+            .map_err(|e| PipelineError::Internal(e.to_string()))??;
+        self.inner.set_tenant_throttles(&tenants);
         self.inner.generation.fetch_add(1, Ordering::AcqRel);
 
         let mut routes = Routes::default();

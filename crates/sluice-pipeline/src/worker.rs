@@ -68,6 +68,9 @@ struct Policies {
     breaker: Option<CircuitBreaker>,
     restart: RestartBackoff,
     throttled: Duration,
+    /// The tenant-wide budget this binding shares with the tenant's other bindings.
+    tenant: Option<Arc<std::sync::Mutex<Throttle>>>,
+    tenant_throttled: Duration,
 }
 
 impl Policies {
@@ -91,6 +94,8 @@ impl Policies {
                 .map_err(|e| e.to_string())?,
             restart: RestartBackoff::new(&policy.restart).map_err(|e| e.to_string())?,
             throttled: Duration::ZERO,
+            tenant: None,
+            tenant_throttled: Duration::ZERO,
         })
     }
 
@@ -102,6 +107,8 @@ impl Policies {
             restart: RestartBackoff::new(&RestartConfig::default())
                 .unwrap_or_else(|_| unreachable_default_backoff()),
             throttled: Duration::ZERO,
+            tenant: None,
+            tenant_throttled: Duration::ZERO,
         })
     }
 }
@@ -250,6 +257,7 @@ impl Worker {
         {
             return;
         }
+        self.policy.tenant = self.inner.tenant_throttle(&self.tenant);
         let previous = self.resolved.take();
         let binding = self.inner.store.get_binding(&self.tenant, &self.binding);
         let binding = match binding {
@@ -345,6 +353,28 @@ impl Worker {
                 }
             }
         }
+        // The tenant's budget, shared with its other bindings: same rule, the message waits.
+        if let Some(shared) = self.policy.tenant.clone() {
+            loop {
+                let admitted = shared
+                    .lock()
+                    .map_or(Ok(()), |mut t| t.admit(Instant::now()));
+                match admitted {
+                    Ok(()) => break,
+                    Err(wait) => {
+                        self.policy.tenant_throttled += wait;
+                        self.inner
+                            .metrics
+                            .throttled_seconds
+                            .get_or_create(&self.labels)
+                            .inc_by(wait.as_secs_f64());
+                        if !self.control.sleep(wait) {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
         // Quarantine: an open breaker dead-letters (or holds) messages until its probe passes.
         while let Some(breaker) = self.policy.breaker.as_mut() {
             let (admission, hold) = (breaker.allow(Instant::now()), breaker.hold());
@@ -376,6 +406,11 @@ impl Worker {
         let now = Instant::now();
         if let Some(throttle) = self.policy.throttle.as_mut() {
             throttle.charge_fuel(self.last_fuel.get(), now);
+        }
+        if let Some(shared) = &self.policy.tenant
+            && let Ok(mut tenant) = shared.lock()
+        {
+            tenant.charge_fuel(self.last_fuel.get(), now);
         }
         let failure = self.last_failure.take();
         if let Some(breaker) = self.policy.breaker.as_mut() {
@@ -412,7 +447,14 @@ impl Worker {
         }
         let source = source.clone();
         match Policies::new(&source, Instant::now()) {
-            Ok(policies) => self.policy = policies,
+            Ok(policies) => {
+                // The tenant's budget is not the binding's to reset.
+                let tenant = self.policy.tenant.take();
+                let waited = self.policy.tenant_throttled;
+                self.policy = policies;
+                self.policy.tenant = tenant;
+                self.policy.tenant_throttled = waited;
+            }
             Err(e) => {
                 tracing::warn!(tenant = %self.tenant, binding = %self.binding, error = %e, "ignoring an invalid binding policy");
                 self.policy.source = source;
@@ -430,6 +472,7 @@ impl Worker {
         let restarts = self.policy.restart.restarts();
         let backoff = self.policy.restart.current_backoff();
         let throttled = self.policy.throttled;
+        let tenant_throttled = self.policy.tenant_throttled;
         if let Some(breaker) = &self.policy.breaker {
             let open = !matches!(breaker.state(), crate::policy::CircuitState::Closed);
             self.inner
@@ -443,6 +486,7 @@ impl Worker {
             s.restarts = restarts;
             s.restart_backoff_ms = backoff.as_millis() as u64;
             s.throttled_ms = throttled.as_millis() as u64;
+            s.tenant_throttled_ms = tenant_throttled.as_millis() as u64;
         });
     }
 

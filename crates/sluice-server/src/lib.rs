@@ -19,7 +19,7 @@ mod tenants;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use sluice_pipeline::Pipeline;
 use sluice_runtime::Runtime;
 use sluice_store::Store;
@@ -110,6 +110,10 @@ pub fn router(state: AppState) -> Router {
             get(tenants::list_tenants).post(tenants::create_tenant),
         )
         .route("/v1/tenants/{tenant}", get(tenants::get_tenant))
+        .route(
+            "/v1/tenants/{tenant}/throttle",
+            put(tenants::set_throttle).delete(tenants::clear_throttle),
+        )
         .route(
             "/v1/tenants/{tenant}/tokens",
             get(tenants::list_tokens).post(tenants::create_token),

@@ -380,10 +380,30 @@ pub fn openapi_document() -> Value {
                 "summary": "A tenant (admin token)",
                 "parameters": [tenant_id.clone()],
                 "responses": admin_responses(map(json!({
-                    "200": ok("The tenant", tenant),
+                    "200": ok("The tenant", tenant.clone()),
                     "403": error_response("Not an admin token")
                 })))
             } },
+            "/v1/tenants/{tenant}/throttle": {
+                "put": {
+                    "summary": "Set the tenant-wide throttle budget shared by all its bindings; over budget, messages wait (admin token)",
+                    "parameters": [tenant_id.clone()],
+                    "requestBody": json_body(json!({ "$ref": "#/components/schemas/Throttle" })),
+                    "responses": admin_responses(map(json!({
+                        "200": ok("The tenant with its budget", tenant.clone()),
+                        "400": error_response("A bad setting; `error.field` names it (`messages_per_second`)"),
+                        "403": error_response("Not an admin token")
+                    })))
+                },
+                "delete": {
+                    "summary": "Remove the tenant-wide throttle budget (admin token)",
+                    "parameters": [tenant_id.clone()],
+                    "responses": admin_responses(map(json!({
+                        "200": ok("The tenant, without a budget", tenant),
+                        "403": error_response("Not an admin token")
+                    })))
+                }
+            },
             "/v1/tenants/{tenant}/tokens": {
                 "get": {
                     "summary": "The tenant's tokens, revoked ones included, without secrets (admin token)",
@@ -521,7 +541,18 @@ pub fn openapi_document() -> Value {
                     "properties": {
                         "id": { "type": "string" },
                         "name": { "type": "string" },
-                        "created_at_ms": { "type": "integer" }
+                        "created_at_ms": { "type": "integer" },
+                        "throttle": { "$ref": "#/components/schemas/Throttle" }
+                    }
+                },
+                "Throttle": {
+                    "type": "object",
+                    "description": "Token-bucket rates; a rate left out is not limited",
+                    "additionalProperties": false,
+                    "properties": {
+                        "messages_per_second": { "type": "number", "exclusiveMinimum": 0 },
+                        "fuel_per_second": { "type": "integer", "minimum": 1 },
+                        "burst_seconds": { "type": "number", "exclusiveMinimum": 0, "maximum": 60, "default": 1 }
                     }
                 },
                 "Token": {

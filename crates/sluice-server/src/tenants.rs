@@ -146,3 +146,45 @@ pub async fn revoke_token(
     })
     .await
 }
+
+/// `PUT /v1/tenants/{tenant}/throttle`: sets the tenant-wide throttle budget, shared by all
+/// its bindings (`{"messages_per_second": 200, "fuel_per_second": 50000000,
+/// "burst_seconds": 1}`). Over budget, messages wait; none is dropped.
+pub async fn set_throttle(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(tenant): Path<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<Tenant>, ApiError> {
+    let config: sluice_pipeline::policy::ThrottleConfig = serde_path_to_error::deserialize(&body)
+        .map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            "throttle".to_string()
+        } else {
+            path
+        };
+        let message = format!("{field}: {}", e.into_inner());
+        ApiError::bad_field(field, message)
+    })?;
+    config
+        .validate()
+        .map_err(|e| ApiError::bad_field(e.field.clone(), format!("{}: {}", e.field, e.message)))?;
+    let stored = serde_json::to_value(config).map_err(|e| ApiError::internal(e.to_string()))?;
+    let store = state.store.clone();
+    let updated = blocking(move || Ok(store.set_tenant_throttle(&tenant, Some(&stored))?)).await?;
+    state.registry_changed().await;
+    Ok(Json(updated))
+}
+
+/// `DELETE /v1/tenants/{tenant}/throttle`: removes the tenant-wide budget.
+pub async fn clear_throttle(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(tenant): Path<String>,
+) -> Result<Json<Tenant>, ApiError> {
+    let store = state.store.clone();
+    let updated = blocking(move || Ok(store.set_tenant_throttle(&tenant, None)?)).await?;
+    state.registry_changed().await;
+    Ok(Json(updated))
+}

@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_binding_sources.sql"),
     include_str!("migrations/0003_binding_policy.sql"),
+    include_str!("migrations/0004_tenant_throttle.sql"),
 ];
 
 /// The schema version this build creates and understands.

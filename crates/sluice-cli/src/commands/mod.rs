@@ -50,6 +50,9 @@ pub enum Command {
     /// A running service's dead-letter queue: list, replay.
     #[command(after_help = remote::DLQ_AFTER_HELP)]
     Dlq(remote::DlqArgs),
+    /// A running service's tenants (admin token): show one, set or clear its throttle budget.
+    #[command(after_help = remote::TENANT_AFTER_HELP)]
+    Tenant(remote::TenantArgs),
     /// A tenant's sandboxed worker process; started by `sluice serve`, not by hand.
     #[command(hide = true)]
     Worker,
@@ -80,6 +83,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args),
         Command::Binding(args) => remote::binding(args),
         Command::Dlq(args) => remote::dlq(args),
+        Command::Tenant(args) => remote::tenant(args),
         Command::Worker => Ok(sluice_worker::worker_main()),
     }
 }

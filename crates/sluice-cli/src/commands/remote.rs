@@ -1,5 +1,5 @@
 //! Commands that talk to a running `sluice serve` over its HTTP API: bindings (pause,
-//! resume, status) and the dead-letter queue (list, replay).
+//! resume, status), the dead-letter queue (list, replay) and tenants' throttle budgets.
 
 use std::process::ExitCode;
 
@@ -25,6 +25,15 @@ Examples:
   sluice dlq list --binding lpp
   sluice dlq replay --binding lpp   after activating a fixed codec version
   sluice dlq replay --id 12 --id 13";
+
+/// Examples shown after `sluice tenant --help`.
+pub const TENANT_AFTER_HELP: &str = "\
+Examples (with an admin token, e.g. SLUICE_TOKEN=$(cat <data-dir>/admin-token)):
+  sluice tenant show acme
+  sluice tenant throttle acme --messages-per-second 500 --fuel-per-second 200000000
+  sluice tenant throttle acme --clear
+
+A tenant's budget is shared by all its bindings; over budget, messages wait (none is dropped).";
 
 /// Where the server is and who is asking.
 #[derive(Debug, Args)]
@@ -105,6 +114,41 @@ enum DlqAction {
         /// These entries.
         #[arg(long = "id")]
         ids: Vec<i64>,
+    },
+}
+
+/// Arguments of `sluice tenant`.
+#[derive(Debug, Args)]
+pub struct TenantArgs {
+    #[command(flatten)]
+    remote: Remote,
+    #[command(subcommand)]
+    action: TenantAction,
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantAction {
+    /// Show a tenant, with its throttle budget if it has one.
+    Show {
+        /// The tenant id.
+        tenant: String,
+    },
+    /// Set the tenant-wide throttle budget, or remove it with --clear.
+    Throttle {
+        /// The tenant id.
+        tenant: String,
+        /// Messages per second over all the tenant's bindings.
+        #[arg(long)]
+        messages_per_second: Option<f64>,
+        /// Guest fuel per second over all the tenant's bindings.
+        #[arg(long)]
+        fuel_per_second: Option<u64>,
+        /// How many seconds' worth of each rate may be spent at once (default 1).
+        #[arg(long)]
+        burst_seconds: Option<f64>,
+        /// Remove the budget.
+        #[arg(long, conflicts_with_all = ["messages_per_second", "fuel_per_second", "burst_seconds"])]
+        clear: bool,
     },
 }
 
@@ -230,6 +274,47 @@ pub fn dlq(args: DlqArgs) -> anyhow::Result<ExitCode> {
                 answer["not_replayed"]
             );
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Runs `sluice tenant`.
+pub fn tenant(args: TenantArgs) -> anyhow::Result<ExitCode> {
+    let remote = &args.remote;
+    match args.action {
+        TenantAction::Show { tenant } => {
+            print(&remote.call("GET", &format!("/v1/tenants/{tenant}"), None)?)
+        }
+        TenantAction::Throttle {
+            tenant,
+            clear: true,
+            ..
+        } => print(&remote.call("DELETE", &format!("/v1/tenants/{tenant}/throttle"), None)?),
+        TenantAction::Throttle {
+            tenant,
+            messages_per_second,
+            fuel_per_second,
+            burst_seconds,
+            clear: false,
+        } => {
+            if messages_per_second.is_none() && fuel_per_second.is_none() {
+                bail!("give --messages-per-second and/or --fuel-per-second, or --clear");
+            }
+            let mut body = serde_json::Map::new();
+            if let Some(rate) = messages_per_second {
+                body.insert("messages_per_second".into(), json!(rate));
+            }
+            if let Some(rate) = fuel_per_second {
+                body.insert("fuel_per_second".into(), json!(rate));
+            }
+            if let Some(burst) = burst_seconds {
+                body.insert("burst_seconds".into(), json!(burst));
+            }
+            print(&remote.call(
+                "PUT",
+                &format!("/v1/tenants/{tenant}/throttle"),
+                Some(Value::Object(body)),
+            )?)
         }
     }
 }

@@ -7,4 +7,5 @@ mod migrations;
 mod modules;
 mod state;
 mod support;
+mod tenants;
 mod tokens;

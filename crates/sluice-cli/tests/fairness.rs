@@ -2,7 +2,8 @@
 //! whose codec burns its whole CPU budget on every message, while tenant B's messages keep
 //! their latency. Each binding has its own worker thread, so A costs B at most a share of
 //! the CPU; the bound below is generous for a 2-core machine under a test runner. The
-//! figures with and without A are printed by `cargo bench -p sluice-benches --bench mqtt`.
+//! figures with and without A, in process and in worker processes, are printed by
+//! `cargo bench -p sluice-cli --bench isolation`.
 
 mod support;
 

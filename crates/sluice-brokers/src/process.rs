@@ -72,6 +72,12 @@ impl Mosquitto {
     pub fn log_path(&self) -> &Path {
         &self.process.log
     }
+
+    /// Kills the broker (SIGKILL: clients see their connections drop) and starts it again on
+    /// the same port with the same configuration. Sessions do not survive (no persistence).
+    pub fn restart(&mut self) -> Result<(), BrokerError> {
+        self.process.restart()
+    }
 }
 
 /// A running `nats-server` with JetStream on 127.0.0.1, stopped when dropped.
@@ -132,6 +138,9 @@ struct Launch {
 struct BrokerProcess {
     name: &'static str,
     child: Child,
+    /// The program and arguments the broker was started with, for [`Self::restart`].
+    program: PathBuf,
+    args: Vec<std::ffi::OsString>,
     port: u16,
     log: PathBuf,
     _dir: TempDir,
@@ -190,12 +199,52 @@ impl BrokerProcess {
         let mut process = Self {
             name,
             child,
+            program: PathBuf::from(command.get_program()),
+            args: command.get_args().map(ToOwned::to_owned).collect(),
             port,
             log,
             _dir: dir,
         };
         process.wait_ready()?;
         Ok(process)
+    }
+
+    /// Kills the process and starts the same command again on the same port.
+    fn restart(&mut self) -> Result<(), BrokerError> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let work_dir = |source| BrokerError::WorkDir {
+            broker: self.name,
+            source,
+        };
+        let dir = self._dir.path();
+        let stdout = fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(dir.join("stdio.log"))
+            .map_err(work_dir)?;
+        let stderr = stdout.try_clone().map_err(work_dir)?;
+        let mut command = Command::new(&self.program);
+        command
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .current_dir(dir);
+        // The old socket may linger for a moment: retry the bind briefly.
+        let started = Instant::now();
+        loop {
+            self.child = command.spawn().map_err(|source| BrokerError::Spawn {
+                binary: self.program.clone(),
+                source,
+            })?;
+            match self.wait_ready() {
+                Err(BrokerError::Exited { .. }) if started.elapsed() < READY_TIMEOUT => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Waits until the port accepts TCP connections, the process exits, or the timeout passes.

@@ -126,7 +126,11 @@ fn engine_config(config: &RuntimeConfig, stack_bytes: u64) -> Config {
         // instead of a memset of the whole resident region.
         .linear_memory_keep_resident(2 * 1024 * 1024)
         .table_keep_resident(64 * 1024)
-        .pagemap_scan(wasmtime::Enabled::Auto);
+        .pagemap_scan(wasmtime::Enabled::Auto)
+        // Calls are synchronous: no fiber stacks. The default pool would map 1,000 async
+        // stacks of 2 MiB read-write up front (2 GiB of writable memory per engine, which is
+        // what a worker process's RLIMIT_DATA counts).
+        .total_stacks(0);
     let mut cfg = Config::new();
     cfg.consume_fuel(true)
         .epoch_interruption(true)

@@ -20,9 +20,10 @@ pub const SELF_TEST_ALLOWED_EXIT_CODE: i32 = 10;
 /// Longest tenant id accepted.
 const MAX_TENANT_BYTES: usize = 128;
 
-/// The smallest `max_data_bytes` accepted. A worker needs more to start (about 2 GiB per
-/// engine); below this the value is certainly a mistake.
-const MIN_DATA_BYTES: u64 = 1024 * 1024 * 1024;
+/// The smallest `max_data_bytes` accepted. A ready worker uses about 27 MiB of writable
+/// memory (heap, thread stacks, the pools' tables); below this the value is certainly a
+/// mistake.
+const MIN_DATA_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Exit status of a worker whose self-test found the forbidden operation refused with an
 /// error (rather than killing the process).
@@ -47,10 +48,10 @@ pub struct WorkerOptions {
     /// The largest limits any module of the worker may have.
     pub ceiling: Limits,
     /// `RLIMIT_DATA`, in bytes: the worker's writable private mappings together (heap,
-    /// thread stacks, wasm memories as they grow, and what wasmtime reserves writable: about
-    /// 2 GiB of async stack pool per engine, one engine per stack class in use). It bounds
-    /// virtual size, not resident memory; a worker that needs more fails allocations and
-    /// usually dies (panic or `SIGABRT`), which the supervisor reports.
+    /// thread stacks, the pools' tables and the wasm memories as they grow; about 27 MiB when
+    /// ready). It bounds what the tenant's instances can hold together, as committed size
+    /// rather than resident pages; a worker that needs more fails allocations and usually
+    /// dies (panic or `SIGABRT`), which the supervisor reports.
     pub max_data_bytes: u64,
     /// `RLIMIT_AS`, in bytes. Off by default: the pooling allocator reserves (without
     /// committing) several GiB of address space per instance slot, so a useful address-space
@@ -76,7 +77,7 @@ impl Default for WorkerOptions {
             cache_dir: None,
             max_instances: 64,
             ceiling: runtime.ceiling,
-            max_data_bytes: 16 * 1024 * 1024 * 1024,
+            max_data_bytes: 4 * 1024 * 1024 * 1024,
             max_address_space_bytes: None,
             max_open_files: 1024,
             require_landlock: false,
@@ -175,7 +176,7 @@ impl WorkerOptions {
         }
         if self.max_data_bytes < MIN_DATA_BYTES {
             return bad(format!(
-                "max_data_bytes is {}, the worker needs more than {MIN_DATA_BYTES} (wasmtime reserves about 2 GiB per engine)",
+                "max_data_bytes is {}, the worker needs more than {MIN_DATA_BYTES} (a ready worker uses about 27 MiB)",
                 self.max_data_bytes
             ));
         }

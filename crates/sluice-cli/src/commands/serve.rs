@@ -111,7 +111,7 @@ struct IsolationSection {
 }
 
 fn default_worker_data() -> u64 {
-    16 * 1024 * 1024 * 1024
+    4 * 1024 * 1024 * 1024
 }
 
 impl Default for IsolationSection {

@@ -305,6 +305,7 @@ fn a_worker_over_its_memory_cap_is_stopped_without_harming_the_supervisor() {
     // allowed 64 MiB of linear memory cannot have it.
     let mut uncapped = spawn("acme");
     let baseline = data_bytes(uncapped.pid());
+    println!("a ready worker's writable data: {} MiB", baseline >> 20);
     let store = || Arc::new(MemoryStateStore::new());
     load_with(
         &mut uncapped,

@@ -1,0 +1,236 @@
+//! Real codecs: TS013 `decodeUplink`/`encodeDownlink`, the legacy `Decoder`/`Encoder`, an
+//! ES2015 DataView codec, and the host API as JavaScript sees it.
+
+use serde_json::json;
+use sluice_runtime::LogLevel;
+use sluice_types::{CodecErrorKind, Document, Downlink, GuestFailure};
+use sluice_vectors::{VectorFile, VectorKind, json_eq};
+
+use crate::{hex, instance, json, load_with, uplink};
+
+fn lpp_vectors() -> VectorFile {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/cayenne-lpp/vectors.yaml"
+    );
+    VectorFile::load(std::path::Path::new(path)).expect("the Rust example's vectors parse")
+}
+
+fn codec_error(failure: GuestFailure) -> sluice_types::CodecError {
+    match failure {
+        GuestFailure::GuestError { error, .. } => error,
+        other => panic!("expected a codec error, got {other}"),
+    }
+}
+
+fn downlink(port: u16, document: serde_json::Value) -> Downlink {
+    Downlink {
+        device_id: "dev-1".into(),
+        port,
+        document: Document::from_value(document).expect("a document"),
+        metadata: vec![],
+    }
+}
+
+#[test]
+fn lpp_decode_uplink_matches_the_rust_example_on_its_vectors() {
+    let module = load_with("cayenne-lpp.js", Default::default());
+    let mut file = lpp_vectors();
+    // Every good frame of the Rust example's decode vectors: the JavaScript codec must
+    // produce the same values (numbers compare by value: JS prints 10.0 as 10).
+    file.vectors
+        .retain(|v| v.kind == VectorKind::Decode && v.expect.is_some());
+    assert!(file.vectors.len() >= 20, "{} vectors", file.vectors.len());
+    for result in sluice_vectors::run(&module, &file) {
+        assert!(
+            result.passed,
+            "{}: {}",
+            result.name,
+            result.diff.unwrap_or_default()
+        );
+    }
+}
+
+#[test]
+fn lpp_decode_uplink_reuses_one_instance_across_frames() {
+    let mut lpp = instance("cayenne-lpp.js");
+    let frames = [
+        (
+            "03 67 01 10 05 67 00 FF",
+            json!({"temperature_3": 27.2, "temperature_5": 25.5}),
+        ),
+        ("01 67 FF D7", json!({"temperature_1": -4.1})),
+        (
+            "01 88 06 76 5f f2 96 0a 00 03 e8",
+            json!({"gps_1": {"latitude": 42.3519, "longitude": -87.9094, "altitude": 10.0}}),
+        ),
+    ];
+    for round in 0..3 {
+        for (frame, expected) in &frames {
+            let out = lpp.decode(&uplink(1, &hex(frame)));
+            assert_eq!(out.report.instantiated, round == 0 && *frame == frames[0].0);
+            let document = out.result.unwrap_or_else(|e| panic!("{frame}: {e}"));
+            assert!(
+                json_eq(&json(&document), expected),
+                "{frame}: {}",
+                json(&document)
+            );
+        }
+    }
+    assert_eq!(lpp.instantiations(), 1);
+}
+
+#[test]
+fn lpp_errors_array_is_an_invalid_input_codec_error_and_the_instance_is_kept() {
+    let mut lpp = instance("cayenne-lpp.js");
+    let error = codec_error(
+        lpp.decode(&uplink(1, &hex("03 67 01")))
+            .result
+            .expect_err("short"),
+    );
+    assert_eq!(error.kind, CodecErrorKind::InvalidInput);
+    assert_eq!(
+        error.message,
+        "truncated temperature on channel 3 at offset 2"
+    );
+    assert!(lpp.is_live());
+    let error = codec_error(lpp.decode(&uplink(1, &[])).result.expect_err("empty"));
+    assert_eq!(error.message, "empty payload");
+    assert_eq!(lpp.instantiations(), 1);
+}
+
+#[test]
+fn lpp_encode_downlink_returns_bytes_and_port() {
+    let mut lpp = instance("cayenne-lpp.js");
+    let out = lpp.encode(&downlink(
+        10,
+        json!({"temperature_3": 27.2, "humidity_5": 48.5}),
+    ));
+    let frame = out.result.expect("encodes");
+    assert_eq!(frame.port, 1);
+    assert_eq!(frame.payload, hex("03 67 01 10 05 68 61"));
+    let error = codec_error(
+        lpp.encode(&downlink(1, json!({"gps_1": {"latitude": 1}})))
+            .result
+            .expect_err("composite"),
+    );
+    assert_eq!(error.kind, CodecErrorKind::InvalidInput);
+    assert_eq!(error.message, "cannot encode gps_1");
+}
+
+#[test]
+fn legacy_decoder_gets_bytes_and_port_and_its_object_is_the_document() {
+    let mut codec = instance("legacy-decoder.js");
+    let out = codec.decode(&uplink(1, &[0x0e, 0x10, 0xf8, 0x30]));
+    let document = out.result.expect("decodes");
+    assert_eq!(
+        json(&document),
+        json!({"battery_mv": 3600, "temperature": -20, "port": 1, "unused": null})
+    );
+    let document = codec
+        .decode(&uplink(2, &[1]))
+        .result
+        .expect("decodes port 2");
+    assert_eq!(json(&document), json!({"led": true}));
+}
+
+#[test]
+fn legacy_encoder_keeps_the_proposed_port() {
+    let mut codec = instance("legacy-decoder.js");
+    let frame = codec
+        .encode(&downlink(2, json!({"led": true})))
+        .result
+        .expect("encodes");
+    assert_eq!((frame.port, frame.payload), (2, vec![1]));
+}
+
+#[test]
+fn es2015_dataview_codec_decodes_little_endian_fields() {
+    let mut codec = instance("dataview.js");
+    let mut frame = vec![1, 0x2a, 0x00];
+    frame.extend_from_slice(&(-512i16).to_le_bytes());
+    frame.extend_from_slice(&0.375f32.to_le_bytes());
+    frame.extend_from_slice(&2150i16.to_le_bytes());
+    frame.extend_from_slice(&12.5f32.to_le_bytes());
+    frame.push(0xee);
+    let out = codec.decode(&uplink(7, &frame));
+    let document = out.result.expect("decodes");
+    assert_eq!(
+        json(&document),
+        json!({
+            "kind": "soil",
+            "count": 42,
+            "readings": [
+                {"temperature": -5.12, "moisture": 0.38},
+                {"temperature": 21.5, "moisture": 12.5},
+            ],
+            "port": 7,
+            "received": "2023-11-14T22:13:20.000Z",
+        })
+    );
+    assert!(
+        out.report
+            .logs
+            .iter()
+            .any(|l| l.level == LogLevel::Warn && l.message == "warning: 1 trailing bytes"),
+        "{:?}",
+        out.report.logs
+    );
+    let error = codec_error(codec.decode(&uplink(7, &[1])).result.expect_err("short"));
+    assert_eq!(error.message, "frame too short: 1 bytes");
+}
+
+#[test]
+fn console_goes_to_the_log_and_date_now_is_the_message_time() {
+    let mut codec = instance("console-clock.js");
+    let out = codec.decode(&uplink(3, &[1, 2]));
+    let document = json(&out.result.expect("decodes"));
+    assert_eq!(document["now"], json!(1_700_000_000_000u64));
+    assert_eq!(document["recv"], json!(1_700_000_000_000u64));
+    assert_eq!(document["calls"], json!(1));
+    assert_eq!(document["nothing"], json!(null));
+    let random = document["random"].as_f64().expect("a number");
+    assert!((0.0..1.0).contains(&random));
+    let logs: Vec<(LogLevel, &str)> = out
+        .report
+        .logs
+        .iter()
+        .map(|l| (l.level, l.message.as_str()))
+        .collect();
+    assert_eq!(
+        logs,
+        [
+            (LogLevel::Info, "decoding 2 bytes on port 3"),
+            (LogLevel::Warn, "{\"calls\":1}"),
+            (LogLevel::Error, "TypeError: just a log line"),
+            (LogLevel::Warn, "warning: low battery"),
+        ]
+    );
+
+    // The script was evaluated once: its state carries over on a reused instance, and the
+    // same message sees the same random number.
+    let again = json(&codec.decode(&uplink(3, &[1, 2])).result.expect("decodes"));
+    assert_eq!(again["calls"], json!(2));
+    assert_eq!(again["random"], document["random"]);
+
+    let error = codec_error(
+        codec
+            .decode(&uplink(3, &[0xff]))
+            .result
+            .expect_err("errors"),
+    );
+    assert_eq!(error.kind, CodecErrorKind::InvalidInput);
+    assert_eq!(error.message, "reserved first byte; second problem");
+}
+
+#[test]
+fn a_script_without_an_encoder_refuses_downlinks_as_unsupported() {
+    let mut codec = instance("dataview.js");
+    let error = codec_error(
+        codec
+            .encode(&downlink(1, json!({"x": 1})))
+            .result
+            .expect_err("no encoder"),
+    );
+    assert_eq!(error.kind, CodecErrorKind::Unsupported);
+}

@@ -137,11 +137,75 @@ pub async fn get_module(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UploadVersion {
-    component_base64: String,
+    /// The component, base64. Exactly one of this and `js_source`.
+    #[serde(default)]
+    component_base64: Option<String>,
+    /// A JavaScript codec (TS013 `decodeUplink`, or legacy `Decoder`): compiled here into a
+    /// `sluice:codec` component.
+    #[serde(default)]
+    js_source: Option<String>,
     #[serde(default)]
     policy: ModulePolicy,
     #[serde(default)]
     vectors_yaml: Option<String>,
+}
+
+/// The component an upload carries, and the field it came from: the decoded
+/// `component_base64`, or `js_source` compiled into a codec component.
+fn upload_bytes(
+    body: &UploadVersion,
+    name: &str,
+    world: World,
+) -> Result<(Vec<u8>, &'static str), ApiError> {
+    match (body.component_base64.as_deref(), body.js_source.as_deref()) {
+        (Some(_), Some(_)) => Err(ApiError::bad_field(
+            "js_source",
+            "give either component_base64 or js_source, not both",
+        )),
+        (None, None) => Err(ApiError::bad_field(
+            "component_base64",
+            "missing: give component_base64 (a component, base64) or js_source (a JavaScript codec)",
+        )),
+        (Some(encoded), None) => BASE64
+            .decode(encoded.trim())
+            .map(|bytes| (bytes, "component_base64"))
+            .map_err(|e| ApiError::bad_field("component_base64", format!("not valid base64: {e}"))),
+        (None, Some(source)) => {
+            if world != World::Codec {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "wrong-world",
+                    format!(
+                        "module `{name}` is a {world}; a JavaScript source can only be a codec"
+                    ),
+                )
+                .with_field("js_source"));
+            }
+            sluice_js::build_js_codec(source)
+                .map(|component| (component, "js_source"))
+                .map_err(|e| match e {
+                    sluice_js::JsBuildError::Syntax {
+                        line,
+                        column,
+                        message,
+                    } => ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "js-syntax-error",
+                        format!("line {line}, column {column}: {message}"),
+                    )
+                    .with_field("js_source")
+                    .with_extra("line", json!(line))
+                    .with_extra("column", json!(column)),
+                    sluice_js::JsBuildError::Internal { .. } => ApiError::internal(e.to_string()),
+                    other => ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "js-build-failed",
+                        other.to_string(),
+                    )
+                    .with_field("js_source"),
+                })
+        }
+    }
 }
 
 /// What an upload answers.
@@ -168,9 +232,7 @@ pub async fn upload_version(
             .store
             .get_module(&caller.tenant, &name)?
             .ok_or_else(|| ApiError::module_not_found(&name))?;
-        let component = BASE64.decode(body.component_base64.trim()).map_err(|e| {
-            ApiError::bad_field("component_base64", format!("not valid base64: {e}"))
-        })?;
+        let (component, field) = upload_bytes(&body, &name, module.world)?;
         let vectors = body
             .vectors_yaml
             .as_deref()
@@ -198,7 +260,7 @@ pub async fn upload_version(
                     "invalid-component",
                     error.to_string(),
                 )
-                .with_field("component_base64"),
+                .with_field(field),
                 other => ApiError::internal(other.to_string()),
             })?;
         if loaded.world() != module.world {
@@ -211,7 +273,7 @@ pub async fn upload_version(
                     loaded.world()
                 ),
             )
-            .with_field("component_base64"));
+            .with_field(field));
         }
         if let Some(file) = &vectors {
             let failures: Vec<Value> = sluice_vectors::run(&loaded, file)

@@ -114,9 +114,11 @@ pub fn openapi_document() -> Value {
                 "summary": "Upload a version: validated, compiled and tested before it is stored",
                 "parameters": [name.clone()],
                 "requestBody": json_body(json!({
-                    "type": "object", "required": ["component_base64"], "additionalProperties": false,
+                    "type": "object", "additionalProperties": false,
+                    "description": "Exactly one of component_base64 and js_source",
                     "properties": {
                         "component_base64": { "type": "string", "contentEncoding": "base64" },
+                        "js_source": { "type": "string", "description": "A JavaScript codec (TS013 decodeUplink/encodeDownlink or legacy Decoder/Encoder), compiled into a codec component" },
                         "policy": { "$ref": "#/components/schemas/ModulePolicy" },
                         "vectors_yaml": { "type": "string" }
                     }
@@ -126,7 +128,7 @@ pub fn openapi_document() -> Value {
                     "200": ok("An identical version existed and is returned", json!({ "$ref": "#/components/schemas/Upload" })),
                     "400": error_response("Malformed body or base64"),
                     "403": error_response("Read-only token"),
-                    "422": error_response("Invalid component, wrong world, invalid vectors or failing vectors (`failures`: [{name, diff}])")
+                    "422": error_response("Invalid component, wrong world, JavaScript syntax error (`js-syntax-error` with `line`, `column`) or build failure, invalid vectors or failing vectors (`failures`: [{name, diff}])")
                 })))
             } },
             "/v1/modules/{name}/versions/{version}/activate": { "post": {

@@ -661,3 +661,103 @@ async fn ingest_checks_each_message_and_needs_a_pipeline() {
     let (status, answer) = h.send("GET", "/readyz", None, None).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
 }
+
+const JS_LPP: &str = include_str!("../../../js/fixtures/cayenne-lpp.js");
+const JS_SYNTAX_ERROR: &str = include_str!("../../../js/fixtures/syntax-error.js");
+/// Decode vectors the JavaScript port shares with the Rust example (its error kinds and
+/// encoder differ).
+const JS_LPP_VECTORS: &str = r#"
+vectors:
+  - name: two temperatures
+    payload_hex: "03 67 01 10 05 67 00 FF"
+    expect: { temperature_3: 27.2, temperature_5: 25.5 }
+  - name: gps
+    payload_hex: "01 88 06 76 5f f2 96 0a 00 03 e8"
+    expect: { gps_1: { latitude: 42.3519, longitude: -87.9094, altitude: 10 } }
+"#;
+
+#[tokio::test]
+async fn a_javascript_codec_is_compiled_tested_and_decodes() {
+    let h = Harness::new();
+    h.create_codec(&h.acme, "lpp-js").await;
+    let (status, body) = h
+        .json(
+            "POST",
+            "/v1/modules/lpp-js/versions",
+            &h.acme,
+            json!({ "js_source": JS_LPP, "vectors_yaml": JS_LPP_VECTORS }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = h
+        .send(
+            "POST",
+            "/v1/modules/lpp-js/versions/1/activate",
+            Some(&h.acme),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = h
+        .json(
+            "POST",
+            "/v1/modules/lpp-js/decode",
+            &h.acme,
+            json!({ "payload_hex": LPP_TWO_TEMPERATURES, "port": 1 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["document"]["temperature_3"], json!(27.2), "{body}");
+    assert_eq!(body["document"]["temperature_5"], json!(25.5), "{body}");
+}
+
+#[tokio::test]
+async fn javascript_uploads_name_what_is_wrong() {
+    let h = Harness::new();
+    h.create_codec(&h.acme, "js").await;
+    let upload = |body: Value| h.json("POST", "/v1/modules/js/versions", &h.acme, body);
+
+    let (status, body) = upload(json!({ "js_source": JS_SYNTAX_ERROR })).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_error(&body, "js-syntax-error");
+    assert_eq!(body["error"]["field"], "js_source", "{body}");
+    assert_eq!(body["line"], 4, "{body}");
+    assert!(body["column"].as_u64().unwrap_or(0) > 0, "{body}");
+
+    let (status, body) = upload(json!({ "js_source": "var x = 1;" })).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_error(&body, "js-build-failed");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("decodeUplink"),
+        "{body}"
+    );
+
+    let (status, body) =
+        upload(json!({ "js_source": JS_LPP, "component_base64": cayenne_base64() })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["field"], "js_source", "{body}");
+
+    let (status, body) = h
+        .json(
+            "POST",
+            "/v1/modules",
+            &h.acme,
+            json!({ "name": "rt", "world": "router" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = h
+        .json(
+            "POST",
+            "/v1/modules/rt/versions",
+            &h.acme,
+            json!({ "js_source": JS_LPP }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_error(&body, "wrong-world");
+    assert_eq!(body["error"]["field"], "js_source", "{body}");
+}

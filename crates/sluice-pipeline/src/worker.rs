@@ -137,6 +137,32 @@ fn counts_for_quarantine(failure: &GuestFailure) -> bool {
     )
 }
 
+/// Waits until `admit` lets the message through, or the worker is closing; returns how long
+/// it waited. Each wait is counted in `sluice_throttled_seconds_total` of the binding.
+fn wait_for_budget(
+    control: &Control,
+    metrics: &crate::Metrics,
+    labels: &BindingLabels,
+    mut admit: impl FnMut(Instant) -> Result<(), Duration>,
+) -> Duration {
+    let mut waited = Duration::ZERO;
+    loop {
+        match admit(Instant::now()) {
+            Ok(()) => return waited,
+            Err(wait) => {
+                waited += wait;
+                metrics
+                    .throttled_seconds
+                    .get_or_create(labels)
+                    .inc_by(wait.as_secs_f64());
+                if !control.sleep(wait) {
+                    return waited;
+                }
+            }
+        }
+    }
+}
+
 /// A sink delivery prepared by the worker: the sink and the encoded bytes.
 type Job = (Arc<Sink>, Vec<u8>);
 
@@ -334,46 +360,17 @@ impl Worker {
     fn handle(&mut self, envelope: Envelope) {
         self.refresh();
         self.refresh_policies();
-        // Throttle: over budget, the message waits (and the queue behind it).
+        // Throttle: over budget, the message waits (and the queue behind it). First the
+        // binding's own budget, then the tenant's, shared with its other bindings.
+        let (control, metrics, labels) = (&self.control, &self.inner.metrics, &self.labels);
         if let Some(throttle) = self.policy.throttle.as_mut() {
-            loop {
-                match throttle.admit(Instant::now()) {
-                    Ok(()) => break,
-                    Err(wait) => {
-                        self.policy.throttled += wait;
-                        self.inner
-                            .metrics
-                            .throttled_seconds
-                            .get_or_create(&self.labels)
-                            .inc_by(wait.as_secs_f64());
-                        if !self.control.sleep(wait) {
-                            break;
-                        }
-                    }
-                }
-            }
+            self.policy.throttled +=
+                wait_for_budget(control, metrics, labels, |now| throttle.admit(now));
         }
-        // The tenant's budget, shared with its other bindings: same rule, the message waits.
-        if let Some(shared) = self.policy.tenant.clone() {
-            loop {
-                let admitted = shared
-                    .lock()
-                    .map_or(Ok(()), |mut t| t.admit(Instant::now()));
-                match admitted {
-                    Ok(()) => break,
-                    Err(wait) => {
-                        self.policy.tenant_throttled += wait;
-                        self.inner
-                            .metrics
-                            .throttled_seconds
-                            .get_or_create(&self.labels)
-                            .inc_by(wait.as_secs_f64());
-                        if !self.control.sleep(wait) {
-                            break;
-                        }
-                    }
-                }
-            }
+        if let Some(shared) = &self.policy.tenant {
+            self.policy.tenant_throttled += wait_for_budget(control, metrics, labels, |now| {
+                shared.lock().map_or(Ok(()), |mut t| t.admit(now))
+            });
         }
         // Quarantine: an open breaker dead-letters (or holds) messages until its probe passes.
         while let Some(breaker) = self.policy.breaker.as_mut() {

@@ -510,6 +510,7 @@ async fn start_service(url: &str, run_id: &str) -> Service {
                 component: sluice_test_programs::CAYENNE_LPP_BYTES,
                 policy: &ModulePolicy::default(),
                 test_vectors_yaml: None,
+                source: None,
             },
         )
         .expect("codec version");

@@ -113,6 +113,7 @@ fn registry(dir: &std::path::Path) -> Store {
                     component: &bytes,
                     policy: &ModulePolicy::default(),
                     test_vectors_yaml: None,
+                    source: None,
                 },
             )
             .expect("version");

@@ -54,9 +54,34 @@ pub fn name_from_path(path: &Path) -> String {
         .unwrap_or_else(|| "module".to_string())
 }
 
-/// Reads a component file.
+/// Reads a component file; a `.js` file is a JavaScript codec, built into a component.
 pub fn read_component(path: &Path) -> anyhow::Result<Vec<u8>> {
+    if is_javascript(path) {
+        return build_js(path);
+    }
     std::fs::read(path).with_context(|| format!("cannot read the module {}", path.display()))
+}
+
+/// Whether `path` names a JavaScript codec (by its extension: `.js`, `.cjs`, `.mjs`).
+pub fn is_javascript(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e, "js" | "cjs" | "mjs"))
+}
+
+/// Builds the JavaScript codec in `path` into a `sluice:codec` component, as the server does
+/// with an uploaded source. A syntax error reads `FILE:LINE:COLUMN: message`.
+pub fn build_js(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let source = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the JavaScript codec {}", path.display()))?;
+    sluice_js::build_js_codec(&source).map_err(|e| match e {
+        sluice_js::JsBuildError::Syntax {
+            line,
+            column,
+            message,
+        } => anyhow::anyhow!("{}:{line}:{column}: {message}", path.display()),
+        other => anyhow::Error::new(other).context(format!("cannot build {}", path.display())),
+    })
 }
 
 /// Validates, compiles and links `bytes` as module `name` (version: its short hash) under

@@ -642,7 +642,7 @@ fn demo_reports_throughput_latency_and_the_sandbox_holding() {
 #[test]
 fn help_shows_examples_for_every_command() {
     for command in [
-        "new", "build", "test", "decode", "encode", "route", "inspect", "demo",
+        "new", "build", "test", "decode", "encode", "route", "inspect", "demo", "deploy",
     ] {
         let output = sluice(&[command, "--help"]);
         assert_exit(&output, 0);
@@ -652,4 +652,73 @@ fn help_shows_examples_for_every_command() {
             stdout(&output)
         );
     }
+}
+
+#[test]
+fn build_turns_a_javascript_codec_into_a_component_that_test_and_decode_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = dir.path().join("lpp.js");
+    std::fs::copy(repo_file("js/fixtures/cayenne-lpp.js"), &script).expect("copy");
+    let output = run(sluice_in(dir.path()).args(["build", "lpp.js"]));
+    assert_exit(&output, 0);
+    let out = stdout(&output);
+    assert!(out.contains("Built lpp.wasm"), "{out}");
+    assert!(out.contains("world    sluice:codec/codec@"), "{out}");
+    let wasm = std::fs::read(dir.path().join("lpp.wasm")).expect("lpp.wasm written");
+    assert!(wasm.starts_with(b"\0asm"), "a wasm binary");
+
+    let output = run(sluice_in(dir.path()).args([
+        "decode",
+        "--module",
+        "lpp.wasm",
+        "--hex",
+        LPP_TWO_TEMPERATURES,
+    ]));
+    assert_exit(&output, 0);
+    assert!(stdout(&output).contains("27.2"), "{}", stdout(&output));
+
+    // `test` builds a script itself.
+    std::fs::write(
+        dir.path().join("vectors.yaml"),
+        "vectors:\n  - name: two temperatures\n    payload_hex: \"03 67 01 10 05 67 00 FF\"\n    expect: { temperature_3: 27.2, temperature_5: 25.5 }\n",
+    )
+    .expect("vectors");
+    let output = run(sluice_in(dir.path()).args(["test", "--module", "lpp.js"]));
+    assert_exit(&output, 0);
+    assert!(
+        stdout(&output).contains("ok   two temperatures"),
+        "{}",
+        stdout(&output)
+    );
+
+    let output = run(sluice_in(dir.path()).args(["build", "lpp.js", "-o", "out/x.wasm"]));
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("cannot write out/x.wasm"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn build_reports_a_javascript_syntax_error_at_file_line_and_column() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        repo_file("js/fixtures/syntax-error.js"),
+        dir.path().join("broken.js"),
+    )
+    .expect("copy");
+    let output = run(sluice_in(dir.path()).args(["build", "broken.js"]));
+    assert_exit(&output, 1);
+    let err = stderr(&output);
+    assert!(err.contains("error: broken.js:4:"), "{err}");
+    assert!(!dir.path().join("broken.wasm").exists(), "nothing written");
+
+    let output = run(sluice_in(dir.path()).args(["build", "notes.txt"]));
+    assert_exit(&output, 1);
+    assert!(
+        stderr(&output).contains("is not a JavaScript file"),
+        "{}",
+        stderr(&output)
+    );
 }

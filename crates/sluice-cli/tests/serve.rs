@@ -41,6 +41,35 @@ fn the_demo_decodes_dead_letters_and_stops_cleanly_on_sigterm() {
         recent.iter().any(|m| m["kind"] == "guest-error"),
         "{recent:?}"
     );
+    assert!(
+        recent
+            .iter()
+            .filter(|m| m["outcome"] == "delivered")
+            .all(|m| m["document"].is_object()),
+        "a delivered message shows its decoded document: {recent:?}"
+    );
+    // The JavaScript codec, built from source at setup, decodes its binding's frames.
+    let js = eventually(Duration::from_secs(30), || {
+        let (status, body) = http(
+            "GET",
+            &service.url("/v1/bindings/lpp-js/recent"),
+            Some(&token),
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+        let messages = body["messages"].as_array()?.clone();
+        messages.into_iter().find(|m| m["outcome"] == "delivered")
+    })
+    .unwrap_or_else(|| panic!("no JavaScript demo traffic:\n{}", service.stderr()));
+    assert!(js["document"]["temperature_3"].is_number(), "{js}");
+    let (status, version) = http(
+        "GET",
+        &service.url("/v1/modules/lpp-js/versions/1"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 200, "{version}");
+    assert_eq!(version["source_language"], "javascript", "{version}");
 
     // A message sent through the API is decoded and answered with its outcome.
     let (status, body) = http(
@@ -134,7 +163,7 @@ fn a_restart_keeps_the_registry_and_the_dead_letters() {
     assert!(body["depth"].as_u64().expect("depth") >= depth, "{body}");
     let (status, body) = http("GET", &service.url("/v1/modules"), Some(&token), None);
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["modules"].as_array().map(Vec::len), Some(3), "{body}");
+    assert_eq!(body["modules"].as_array().map(Vec::len), Some(4), "{body}");
 }
 
 #[test]
@@ -227,4 +256,112 @@ fn the_cli_pauses_resumes_and_replays_on_a_running_service() {
     let (code, _, err) = cli(&service, "slc_bogus", &["binding", "list"]);
     assert_eq!(code, 1);
     assert!(err.contains("HTTP 401"), "{err}");
+}
+
+#[test]
+fn deploy_uploads_tests_and_activates_javascript_and_components() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let service = Service::start(&dir.path().join("data"), &[]);
+    let token = support::create_tenant(&service, "acme");
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).expect("work dir");
+    let script = work.join("lpp.js");
+    let vectors = work.join("vectors.yaml");
+    std::fs::write(&script, include_str!("../../../js/fixtures/cayenne-lpp.js")).expect("script");
+    std::fs::write(
+        &vectors,
+        "vectors:\n  - name: two temperatures\n    payload_hex: \"03 67 01 10 05 67 00 FF\"\n    expect: { temperature_3: 27.2, temperature_5: 25.5 }\n",
+    )
+    .expect("vectors");
+    let script_arg = script.to_str().expect("utf-8 path");
+
+    // The module is created, the vectors next to the script run on the server, and the
+    // version goes live.
+    let (code, out, err) = cli(&service, &token, &["deploy", script_arg]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("Created module lpp (codec)"), "{out}");
+    assert!(out.contains("lpp version 1 is live"), "{out}");
+    assert!(out.contains("vectors of"), "{out}");
+    let (status, body) = http(
+        "POST",
+        &service.url("/v1/modules/lpp/decode"),
+        Some(&token),
+        Some(&json!({ "payload_hex": "03 67 01 10 05 67 00 FF" })),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["document"]["temperature_3"], json!(27.2));
+
+    // A syntax error names the file, line and column; nothing is stored.
+    let broken = work.join("broken.js");
+    std::fs::write(
+        &broken,
+        include_str!("../../../js/fixtures/syntax-error.js"),
+    )
+    .expect("broken");
+    let (code, _, err) = cli(
+        &service,
+        &token,
+        &["deploy", broken.to_str().expect("utf-8"), "--module", "lpp"],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("broken.js:4:"), "{err}");
+
+    // A failing vector is shown with its diff; nothing is stored, version 1 stays live.
+    let wrong = work.join("wrong.yaml");
+    std::fs::write(
+        &wrong,
+        "vectors:\n  - name: wrong on purpose\n    payload_hex: \"01 67 FF D7\"\n    expect: { temperature_1: 99 }\n",
+    )
+    .expect("wrong vectors");
+    let (code, _, err) = cli(
+        &service,
+        &token,
+        &[
+            "deploy",
+            script_arg,
+            "--vectors",
+            wrong.to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("FAIL wrong on purpose"), "{err}");
+    assert!(err.contains("99"), "{err}");
+    let (_, module) = http("GET", &service.url("/v1/modules/lpp"), Some(&token), None);
+    assert_eq!(module["active_version"], 1, "{module}");
+    assert_eq!(
+        module["versions"].as_array().map(Vec::len),
+        Some(1),
+        "{module}"
+    );
+
+    // A component of the other world cannot replace the codec.
+    // (In a directory of its own: the codec's vectors.yaml would be uploaded with it.)
+    std::fs::create_dir_all(work.join("router")).expect("router dir");
+    let router = work.join("router/threshold.wasm");
+    std::fs::write(&router, sluice_test_programs::THRESHOLD_ROUTER_BYTES).expect("router");
+    let (code, _, err) = cli(
+        &service,
+        &token,
+        &["deploy", router.to_str().expect("utf-8"), "--module", "lpp"],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("is a codec, but this is a router"), "{err}");
+
+    // A component, uploaded without activation.
+    let (code, out, err) = cli(
+        &service,
+        &token,
+        &["deploy", router.to_str().expect("utf-8"), "--no-activate"],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("threshold version 1"), "{out}");
+    assert!(out.contains("Not activated"), "{out}");
+    let (_, module) = http(
+        "GET",
+        &service.url("/v1/modules/threshold"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(module["world"], "router", "{module}");
+    assert_eq!(module["active_version"], json!(null), "{module}");
 }

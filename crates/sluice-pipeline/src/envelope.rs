@@ -1,7 +1,9 @@
 //! What travels: the envelope, its acknowledgement and the outcome that settles it.
 
 use serde::{Deserialize, Serialize};
-use sluice_types::Uplink;
+use std::sync::Arc;
+
+use sluice_types::{Document, Uplink};
 
 /// How a message was settled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +97,8 @@ pub struct Envelope {
     pub refused: Option<String>,
     /// When the source handed the message over (latency is measured from here).
     pub accepted_at: std::time::Instant,
+    /// The codec's document, once decoded: the live view shows it.
+    pub decoded: Option<Arc<Document>>,
 }
 
 impl Envelope {
@@ -113,6 +117,7 @@ impl Envelope {
             attempts: 0,
             refused: None,
             accepted_at: std::time::Instant::now(),
+            decoded: None,
         }
     }
 }

@@ -28,7 +28,7 @@ use sluice_connectors::topic::{check_device_id, filter_matches};
 use sluice_connectors::{SinkContext, SourceSpec, parse_binding_io};
 use sluice_runtime::Runtime;
 use sluice_store::{Binding, Store, StoreError};
-use sluice_types::Uplink;
+use sluice_types::{Document, Uplink};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 pub use control::BindingStatus;
@@ -102,6 +102,35 @@ pub struct RecentMessage {
     /// How it was settled.
     #[serde(flatten)]
     pub outcome: Outcome,
+    /// The codec's document, when the message was decoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<serde_json::Value>,
+}
+
+/// A settled message as the live view's ring keeps it: the document is turned into JSON only
+/// when someone reads it.
+#[derive(Debug, Clone)]
+struct Tapped {
+    device_id: String,
+    port: u16,
+    received_at_ms: u64,
+    outcome: Outcome,
+    document: Option<Arc<Document>>,
+}
+
+impl Tapped {
+    fn view(&self) -> RecentMessage {
+        RecentMessage {
+            device_id: self.device_id.clone(),
+            port: self.port,
+            received_at_ms: self.received_at_ms,
+            outcome: self.outcome.clone(),
+            document: self
+                .document
+                .as_ref()
+                .and_then(|d| serde_json::to_value(d.as_ref()).ok()),
+        }
+    }
 }
 
 /// What replaying one dead letter did.
@@ -164,7 +193,7 @@ pub(crate) struct Inner {
     mqtt: Mutex<Option<MqttSettings>>,
     subscribers: tokio::sync::Mutex<BTreeMap<BindingKey, MqttSubscriber>>,
     nats: Mutex<Option<(NatsPublisher, mpsc::Sender<NatsMessage>)>>,
-    recent: Mutex<BTreeMap<BindingKey, VecDeque<RecentMessage>>>,
+    recent: Mutex<BTreeMap<BindingKey, VecDeque<Tapped>>>,
     /// Tenant-wide throttle budgets, shared by the tenant's binding workers.
     tenant_throttles: Mutex<BTreeMap<String, TenantThrottle>>,
     handle: tokio::runtime::Handle,
@@ -250,11 +279,12 @@ impl Inner {
             if ring.len() == RECENT_PER_BINDING {
                 ring.pop_front();
             }
-            ring.push_back(RecentMessage {
+            ring.push_back(Tapped {
                 device_id: envelope.uplink.device_id.clone(),
                 port: envelope.uplink.port,
                 received_at_ms: envelope.uplink.received_at_ms,
                 outcome: outcome.clone(),
+                document: envelope.decoded.clone(),
             });
         }
     }
@@ -637,7 +667,7 @@ impl Pipeline {
             .ok()
             .and_then(|r| {
                 r.get(&(tenant.to_string(), binding.to_string()))
-                    .map(|ring| ring.iter().cloned().collect())
+                    .map(|ring| ring.iter().map(Tapped::view).collect())
             })
             .unwrap_or_default()
     }

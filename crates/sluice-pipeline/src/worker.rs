@@ -547,7 +547,10 @@ impl Worker {
                 }
             }
         };
-        match self.prepare_jobs(&envelope, &document, decisions, &doc_module) {
+        let prepared = self.prepare_jobs(&envelope, &document, decisions, &doc_module);
+        let mut envelope = envelope;
+        envelope.decoded = Some(Arc::new(document));
+        match prepared {
             Err(failure) => self.dead_letter(envelope, failure, started),
             Ok((jobs, reasons)) if jobs.is_empty() => {
                 self.settle(envelope, Outcome::Dropped { reasons }, started);

@@ -28,6 +28,7 @@ fn upload(store: &Store, tenant: &str, module: &str, bytes: &[u8]) -> u32 {
                 component: bytes,
                 policy: &ModulePolicy::default(),
                 test_vectors_yaml: None,
+                source: None,
             },
         )
         .expect("version");
@@ -150,7 +151,14 @@ async fn decoded_documents_reach_every_sink_in_its_format() {
         ),
         "{metrics}"
     );
-    assert_eq!(f.pipeline.recent("acme", "farm").len(), 3);
+    let recent = f.pipeline.recent("acme", "farm");
+    assert_eq!(recent.len(), 3);
+    assert_eq!(recent[1].device_id, "d2");
+    assert_eq!(
+        recent[1].document,
+        Some(json!({ "temperature_3": 27.2, "temperature_5": 25.5 })),
+        "the live view shows the decoded document"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

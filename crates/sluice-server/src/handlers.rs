@@ -9,11 +9,11 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sluice_runtime::{InstanceEnv, LogLine};
-use sluice_store::{Module, NewVersion, VersionInfo};
-use sluice_types::{GuestFailure, ModulePolicy, ModuleRef, Uplink, World};
-use sluice_vectors::VectorFile;
+use sluice_store::{Module, NewVersion, Source, VersionInfo};
+use sluice_types::{ModulePolicy, ModuleRef, Uplink, World};
 
 use crate::AppState;
+use crate::compile::{self, Code};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Caller};
 
@@ -150,60 +150,13 @@ pub struct UploadVersion {
     vectors_yaml: Option<String>,
 }
 
-/// The component an upload carries, and the field it came from: the decoded
-/// `component_base64`, or `js_source` compiled into a codec component.
-fn upload_bytes(
-    body: &UploadVersion,
-    name: &str,
-    world: World,
-) -> Result<(Vec<u8>, &'static str), ApiError> {
-    match (body.component_base64.as_deref(), body.js_source.as_deref()) {
-        (Some(_), Some(_)) => Err(ApiError::bad_field(
-            "js_source",
-            "give either component_base64 or js_source, not both",
-        )),
-        (None, None) => Err(ApiError::bad_field(
-            "component_base64",
-            "missing: give component_base64 (a component, base64) or js_source (a JavaScript codec)",
-        )),
-        (Some(encoded), None) => BASE64
-            .decode(encoded.trim())
-            .map(|bytes| (bytes, "component_base64"))
-            .map_err(|e| ApiError::bad_field("component_base64", format!("not valid base64: {e}"))),
-        (None, Some(source)) => {
-            if world != World::Codec {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "wrong-world",
-                    format!(
-                        "module `{name}` is a {world}; a JavaScript source can only be a codec"
-                    ),
-                )
-                .with_field("js_source"));
-            }
-            sluice_js::build_js_codec(source)
-                .map(|component| (component, "js_source"))
-                .map_err(|e| match e {
-                    sluice_js::JsBuildError::Syntax {
-                        line,
-                        column,
-                        message,
-                    } => ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "js-syntax-error",
-                        format!("line {line}, column {column}: {message}"),
-                    )
-                    .with_field("js_source")
-                    .with_extra("line", json!(line))
-                    .with_extra("column", json!(column)),
-                    sluice_js::JsBuildError::Internal { .. } => ApiError::internal(e.to_string()),
-                    other => ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "js-build-failed",
-                        other.to_string(),
-                    )
-                    .with_field("js_source"),
-                })
+impl UploadVersion {
+    fn code(&self) -> Code<'_> {
+        Code {
+            component_base64: self.component_base64.as_deref(),
+            js_source: self.js_source.as_deref(),
+            policy: &self.policy,
+            vectors_yaml: self.vectors_yaml.as_deref(),
         }
     }
 }
@@ -228,55 +181,9 @@ pub async fn upload_version(
 ) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
     caller.require_write()?;
     blocking(move || {
-        let module = state
-            .store
-            .get_module(&caller.tenant, &name)?
-            .ok_or_else(|| ApiError::module_not_found(&name))?;
-        let (component, field) = upload_bytes(&body, &name, module.world)?;
-        let vectors = body
-            .vectors_yaml
-            .as_deref()
-            .map(|yaml| {
-                VectorFile::parse(yaml, "vectors_yaml").map_err(|e| {
-                    ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "invalid-vectors",
-                        e.to_string(),
-                    )
-                    .with_field("vectors_yaml")
-                })
-            })
-            .transpose()?;
-        let loaded = state
-            .runtime
-            .load(
-                ModuleRef::new(&name, "upload"),
-                &component,
-                body.policy.clone(),
-            )
-            .map_err(|failure| match failure {
-                GuestFailure::Rejected { error, .. } => ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid-component",
-                    error.to_string(),
-                )
-                .with_field(field),
-                other => ApiError::internal(other.to_string()),
-            })?;
-        if loaded.world() != module.world {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "wrong-world",
-                format!(
-                    "module `{name}` is a {}, but the component implements {}",
-                    module.world,
-                    loaded.world()
-                ),
-            )
-            .with_field(field));
-        }
-        if let Some(file) = &vectors {
-            let failures: Vec<Value> = sluice_vectors::run(&loaded, file)
+        let prepared = compile::prepare(&state, &caller.tenant, &name, body.code())?;
+        if let Some(file) = &prepared.vectors {
+            let failures: Vec<Value> = sluice_vectors::run(&prepared.loaded, file)
                 .into_iter()
                 .filter(|r| !r.passed)
                 .map(|r| json!({ "name": r.name, "diff": r.diff }))
@@ -295,13 +202,18 @@ pub async fn upload_version(
                 .with_extra("failures", Value::Array(failures)));
             }
         }
+        let source = match (prepared.source_language, body.js_source.as_deref()) {
+            (Some(language), Some(text)) => Some(Source { language, text }),
+            _ => None,
+        };
         let upload = state.store.add_version(
             &caller.tenant,
             &name,
             NewVersion {
-                component: &component,
+                component: &prepared.component,
                 policy: &body.policy,
                 test_vectors_yaml: body.vectors_yaml.as_deref(),
+                source,
             },
         )?;
         let status = if upload.created {
@@ -322,6 +234,143 @@ pub async fn upload_version(
     .await
 }
 
+/// A version as `GET /v1/modules/{name}/versions/{n}` shows it: its metadata and the source
+/// it was built from (`null` when it was uploaded as a component).
+#[derive(Debug, Serialize)]
+pub struct VersionView {
+    #[serde(flatten)]
+    info: VersionInfo,
+    source: Option<String>,
+}
+
+/// `GET /v1/modules/{name}/versions/{version}`: one version with its source.
+pub async fn get_version(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<VersionView>, ApiError> {
+    let number = parse_version(&version)?;
+    blocking(move || {
+        let found = state.store.get_version(&caller.tenant, &name, number)?;
+        match found {
+            Some(v) => Ok(Json(VersionView {
+                info: v.info,
+                source: v.source,
+            })),
+            None => Err(match state.store.get_module(&caller.tenant, &name)? {
+                None => ApiError::module_not_found(&name),
+                Some(_) => ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not-found",
+                    format!("module `{name}` has no version {number}"),
+                ),
+            }),
+        }
+    })
+    .await
+}
+
+fn parse_version(version: &str) -> Result<u32, ApiError> {
+    version
+        .parse()
+        .map_err(|_| ApiError::bad_field("version", format!("`{version}` is not a version number")))
+}
+
+/// Body of `POST /v1/modules/{name}/check`: the members of an upload, and a payload to try.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    #[serde(default)]
+    component_base64: Option<String>,
+    #[serde(default)]
+    js_source: Option<String>,
+    #[serde(default)]
+    policy: ModulePolicy,
+    #[serde(default)]
+    vectors_yaml: Option<String>,
+    /// A payload to decode with the code, as `POST /v1/modules/{name}/decode` takes it.
+    #[serde(default, rename = "try")]
+    try_decode: Option<DecodeRequest>,
+}
+
+/// What a check answers.
+#[derive(Debug, Serialize)]
+pub struct Checked {
+    /// Every vector's result, in file order.
+    vectors: Vec<sluice_vectors::VectorResult>,
+    passed: usize,
+    failed: usize,
+    /// The decode of the `try` payload: `{document, fuel_consumed, logs}` or
+    /// `{failure, fuel_consumed, logs}`.
+    #[serde(rename = "try", skip_serializing_if = "Option::is_none")]
+    tried: Option<Value>,
+}
+
+/// `POST /v1/modules/{name}/check`: builds, validates and loads the code as an upload would,
+/// runs its vectors and decodes the `try` payload, and stores nothing. A failing vector or a
+/// failing decode is a result (200), not an error; code that does not build or load is.
+pub async fn check(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<CheckRequest>,
+) -> Result<Json<Checked>, ApiError> {
+    caller.require_write()?;
+    let tried = body
+        .try_decode
+        .as_ref()
+        .map(|t| {
+            let payload = parse_payload(
+                t.payload_hex.as_deref(),
+                t.payload_base64.as_deref(),
+                "try.",
+            )?;
+            Ok::<_, ApiError>((payload, t.port, t.device_id.clone()))
+        })
+        .transpose()?;
+    blocking(move || {
+        let code = Code {
+            component_base64: body.component_base64.as_deref(),
+            js_source: body.js_source.as_deref(),
+            policy: &body.policy,
+            vectors_yaml: body.vectors_yaml.as_deref(),
+        };
+        let prepared = compile::prepare(&state, &caller.tenant, &name, code)?;
+        let vectors = prepared
+            .vectors
+            .as_ref()
+            .map(|file| sluice_vectors::run(&prepared.loaded, file))
+            .unwrap_or_default();
+        let passed = vectors.iter().filter(|r| r.passed).count();
+        let tried = match tried {
+            None => None,
+            Some((payload, port, device_id)) => {
+                let mut instance = prepared.loaded.instantiate(InstanceEnv::default());
+                let uplink = Uplink::new(
+                    device_id.unwrap_or_else(|| "api".to_string()),
+                    port,
+                    payload,
+                );
+                let outcome = instance.decode(&uplink);
+                let mut result = match outcome.result {
+                    Ok(document) => json!({ "document": document }),
+                    Err(failure) => json!({ "failure": failure }),
+                };
+                result["fuel_consumed"] = json!(outcome.report.fuel_consumed);
+                result["logs"] = json!(outcome.report.logs);
+                Some(result)
+            }
+        };
+        Ok(Json(Checked {
+            failed: vectors.len() - passed,
+            passed,
+            vectors,
+            tried,
+        }))
+    })
+    .await
+}
+
 /// `POST /v1/modules/{name}/versions/{version}/activate`.
 pub async fn activate(
     State(state): State<AppState>,
@@ -329,9 +378,7 @@ pub async fn activate(
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<ModuleView>, ApiError> {
     caller.require_write()?;
-    let version: u32 = version.parse().map_err(|_| {
-        ApiError::bad_field("version", format!("`{version}` is not a version number"))
-    })?;
+    let version = parse_version(&version)?;
     let notify = state.clone();
     let view = blocking(move || {
         let module = state.store.activate(&caller.tenant, &name, version)?;

@@ -9,6 +9,7 @@
 //! stored, so a stored version is always loadable. See `docs/api.md`.
 
 mod bindings;
+mod compile;
 mod dlq;
 mod error;
 mod extract;
@@ -16,6 +17,9 @@ mod handlers;
 mod ingest;
 mod openapi;
 mod tenants;
+mod web;
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -39,6 +43,8 @@ pub struct AppState {
     pub runtime: Runtime,
     /// The running message path; `None` serves the API alone (ingest and replay answer 503).
     pub pipeline: Option<Pipeline>,
+    /// JavaScript codecs built recently, by source.
+    js_builds: Arc<compile::JsBuilds>,
 }
 
 impl AppState {
@@ -48,7 +54,14 @@ impl AppState {
             store,
             runtime,
             pipeline: None,
+            js_builds: Arc::default(),
         }
+    }
+
+    /// The API with the message path: ingest, replay, live view and binding control.
+    pub fn with_pipeline(mut self, pipeline: Pipeline) -> Self {
+        self.pipeline = Some(pipeline);
+        self
     }
 
     /// Tells the pipeline the registry changed (bindings, active versions).
@@ -64,6 +77,10 @@ impl AppState {
 /// The API's routes, ready to serve.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(web::to_editor))
+        .route("/editor", get(web::to_editor))
+        .route("/editor/", get(web::index))
+        .route("/editor/{file}", get(web::asset))
         .route("/livez", get(handlers::livez))
         .route("/readyz", get(ingest::readyz))
         .route("/metrics", get(ingest::metrics))
@@ -77,6 +94,11 @@ pub fn router(state: AppState) -> Router {
             "/v1/modules/{name}/versions",
             post(handlers::upload_version),
         )
+        .route(
+            "/v1/modules/{name}/versions/{version}",
+            get(handlers::get_version),
+        )
+        .route("/v1/modules/{name}/check", post(handlers::check))
         .route(
             "/v1/modules/{name}/versions/{version}/activate",
             post(handlers::activate),

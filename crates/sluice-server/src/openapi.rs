@@ -131,6 +131,54 @@ pub fn openapi_document() -> Value {
                     "422": error_response("Invalid component, wrong world, JavaScript syntax error (`js-syntax-error` with `line`, `column`) or build failure, invalid vectors or failing vectors (`failures`: [{name, diff}])")
                 })))
             } },
+            "/v1/modules/{name}/versions/{version}": { "get": {
+                "summary": "One version: metadata, test vectors, and the source it was built from (`null` for an uploaded component)",
+                "parameters": [name.clone(), version.clone()],
+                "responses": listing(map(json!({
+                    "200": ok("The version", json!({ "type": "object", "properties": {
+                        "version": { "type": "integer" }, "sha256": { "type": "string" },
+                        "size_bytes": { "type": "integer" }, "test_vectors_yaml": { "type": ["string", "null"] },
+                        "source_language": { "enum": ["javascript", "rust", null] },
+                        "source": { "type": ["string", "null"] }
+                    } })),
+                    "400": error_response("The version is not a number"),
+                    "404": error_response("No such module or version")
+                })))
+            } },
+            "/v1/modules/{name}/check": { "post": {
+                "summary": "Build, load and test code without storing it: every vector's result and an optional sample decode",
+                "parameters": [name.clone()],
+                "requestBody": json_body(json!({
+                    "type": "object", "additionalProperties": false,
+                    "description": "The members of an upload, and `try`: a payload to decode",
+                    "properties": {
+                        "component_base64": { "type": "string", "contentEncoding": "base64" },
+                        "js_source": { "type": "string" },
+                        "policy": { "$ref": "#/components/schemas/ModulePolicy" },
+                        "vectors_yaml": { "type": "string" },
+                        "try": { "type": "object", "properties": {
+                            "payload_hex": { "type": "string" }, "payload_base64": { "type": "string" },
+                            "port": { "type": "integer" }, "device_id": { "type": "string" }
+                        } }
+                    }
+                })),
+                "responses": common(map(json!({
+                    "200": ok("Results (failing vectors and a failing decode are results)", json!({
+                        "type": "object", "properties": {
+                            "vectors": { "type": "array", "items": { "type": "object", "properties": {
+                                "name": { "type": "string" }, "passed": { "type": "boolean" },
+                                "diff": { "type": ["string", "null"] }, "fuel_consumed": { "type": "integer" },
+                                "actual": {}
+                            } } },
+                            "passed": { "type": "integer" }, "failed": { "type": "integer" },
+                            "try": { "type": "object", "description": "{document | failure, fuel_consumed, logs}" }
+                        }
+                    })),
+                    "400": error_response("Malformed body, base64 or try payload"),
+                    "403": error_response("Read-only token"),
+                    "422": error_response("The code does not build or load (as for an upload), or the vectors do not parse")
+                })))
+            } },
             "/v1/modules/{name}/versions/{version}/activate": { "post": {
                 "summary": "Make a version active",
                 "parameters": [name.clone(), version],
@@ -316,7 +364,7 @@ pub fn openapi_document() -> Value {
                 "summary": "The binding's last 100 settled messages, oldest first",
                 "parameters": [name.clone()],
                 "responses": listing(map(json!({
-                    "200": ok("Messages with their outcome", json!({ "type": "object", "properties": { "messages": { "type": "array" } } })),
+                    "200": ok("Messages with their outcome and, when decoded, their `document`", json!({ "type": "object", "properties": { "messages": { "type": "array" } } })),
                     "404": error_response("No such binding"),
                     "503": error_response("No pipeline runs in this server")
                 })))

@@ -7,6 +7,8 @@
 mod bindings;
 #[path = "api/dlq.rs"]
 mod dlq;
+#[path = "api/editor.rs"]
+mod editor;
 #[path = "api/tenants.rs"]
 mod tenants;
 
@@ -582,6 +584,8 @@ async fn openapi_lists_every_route() {
         ("post", "/v1/modules"),
         ("get", "/v1/modules/{name}"),
         ("post", "/v1/modules/{name}/versions"),
+        ("get", "/v1/modules/{name}/versions/{version}"),
+        ("post", "/v1/modules/{name}/check"),
         ("post", "/v1/modules/{name}/versions/{version}/activate"),
         ("post", "/v1/modules/{name}/rollback"),
         ("post", "/v1/modules/{name}/decode"),

@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_binding_sources.sql"),
     include_str!("migrations/0003_binding_policy.sql"),
     include_str!("migrations/0004_tenant_throttle.sql"),
+    include_str!("migrations/0005_version_source.sql"),
 ];
 
 /// The schema version this build creates and understands.

@@ -26,7 +26,9 @@ pub use bindings::{Binding, BindingSpec};
 pub use db::{APPLICATION_ID, SCHEMA_VERSION, Store};
 pub use dlq::{DeadLetter, MAX_DLQ_PAGE, NewDeadLetter};
 pub use error::StoreError;
-pub use modules::{Activation, Module, ModuleVersion, NewVersion, Upload, VersionInfo};
+pub use modules::{
+    Activation, Module, ModuleVersion, NewVersion, Source, SourceLanguage, Upload, VersionInfo,
+};
 pub use state::SqliteStateStore;
 pub use tenants::Tenant;
 pub use tokens::{TOKEN_PREFIX, TokenId, TokenInfo, TokenScope};

@@ -38,8 +38,48 @@ pub struct VersionInfo {
     pub policy: ModulePolicy,
     /// The codec test vectors uploaded with this version (YAML), if any.
     pub test_vectors_yaml: Option<String>,
+    /// The language of the source the backend built this version from; `None` when the
+    /// component was uploaded as bytes.
+    pub source_language: Option<SourceLanguage>,
     /// When the version was uploaded, in milliseconds since the Unix epoch.
     pub created_at_ms: u64,
+}
+
+/// The language of a version's source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceLanguage {
+    /// A JavaScript codec, built by `sluice-js`.
+    JavaScript,
+    /// A Rust codec written against the guest SDK.
+    Rust,
+}
+
+impl SourceLanguage {
+    /// The name stored and shown: `javascript` or `rust`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceLanguage::JavaScript => "javascript",
+            SourceLanguage::Rust => "rust",
+        }
+    }
+
+    fn parse(stored: &str) -> Option<Self> {
+        match stored {
+            "javascript" => Some(SourceLanguage::JavaScript),
+            "rust" => Some(SourceLanguage::Rust),
+            _ => None,
+        }
+    }
+}
+
+/// The source a version was built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source<'a> {
+    /// Its language.
+    pub language: SourceLanguage,
+    /// The text.
+    pub text: &'a str,
 }
 
 /// A module version with its component: what a worker loads.
@@ -49,6 +89,9 @@ pub struct ModuleVersion {
     pub info: VersionInfo,
     /// The WebAssembly component.
     pub component: Vec<u8>,
+    /// The source it was built from (language in `info.source_language`), if the backend
+    /// built it.
+    pub source: Option<String>,
 }
 
 /// What to upload as a new version.
@@ -60,6 +103,8 @@ pub struct NewVersion<'a> {
     pub policy: &'a ModulePolicy,
     /// Codec test vectors (YAML), if any.
     pub test_vectors_yaml: Option<&'a str>,
+    /// The source the component was built from, when the backend built it.
+    pub source: Option<Source<'a>>,
 }
 
 /// The result of [`Store::add_version`].
@@ -145,7 +190,7 @@ fn require_module(
 }
 
 const VERSION_COLUMNS: &str =
-    "version, sha256, size_bytes, policy_json, test_vectors_yaml, created_at_ms";
+    "version, sha256, size_bytes, policy_json, test_vectors_yaml, created_at_ms, source_language";
 
 /// A version row as stored: the policy is still JSON text.
 struct RawVersion {
@@ -155,6 +200,7 @@ struct RawVersion {
     policy_json: String,
     test_vectors_yaml: Option<String>,
     created_at_ms: u64,
+    source_language: Option<String>,
 }
 
 fn raw_version_from_row(row: &Row<'_>) -> rusqlite::Result<RawVersion> {
@@ -165,6 +211,7 @@ fn raw_version_from_row(row: &Row<'_>) -> rusqlite::Result<RawVersion> {
         policy_json: row.get(3)?,
         test_vectors_yaml: row.get(4)?,
         created_at_ms: row.get(5)?,
+        source_language: row.get(6)?,
     })
 }
 
@@ -175,6 +222,17 @@ impl RawVersion {
                 what: "module policy",
                 source,
             })?;
+        let source_language = match self.source_language.as_deref() {
+            None => None,
+            Some(stored) => {
+                Some(
+                    SourceLanguage::parse(stored).ok_or_else(|| StoreError::Invalid {
+                        field: "stored source language",
+                        problem: format!("`{stored}` is not javascript or rust"),
+                    })?,
+                )
+            }
+        };
         Ok(VersionInfo {
             module: module.to_string(),
             version: self.version,
@@ -182,6 +240,7 @@ impl RawVersion {
             size_bytes: self.size_bytes,
             policy,
             test_vectors_yaml: self.test_vectors_yaml,
+            source_language,
             created_at_ms: self.created_at_ms,
         })
     }
@@ -196,18 +255,25 @@ fn read_version(
     let row = conn
         .query_row(
             &format!(
-                "SELECT {VERSION_COLUMNS}, component FROM module_versions
+                "SELECT {VERSION_COLUMNS}, component, source FROM module_versions
                  WHERE module_id = ?1 AND version = ?2"
             ),
             rusqlite::params![module_id, version],
-            |row| Ok((raw_version_from_row(row)?, row.get::<_, Vec<u8>>(6)?)),
+            |row| {
+                Ok((
+                    raw_version_from_row(row)?,
+                    row.get::<_, Vec<u8>>(7)?,
+                    row.get::<_, Option<String>>(8)?,
+                ))
+            },
         )
         .optional()
         .during("reading a module version")?;
-    row.map(|(raw, component)| {
+    row.map(|(raw, component, source)| {
         Ok(ModuleVersion {
             info: raw.decode(module)?,
             component,
+            source,
         })
     })
     .transpose()
@@ -335,6 +401,8 @@ impl Store {
             what: "module policy",
             source,
         })?;
+        let source_language = new.source.map(|s| s.language.as_str());
+        let source_text = new.source.map(|s| s.text);
         self.write("adding a module version", |tx| {
             let (module_id, _) = require_module(tx, tenant, module)?;
             let existing = tx
@@ -342,10 +410,17 @@ impl Store {
                     &format!(
                         "SELECT {VERSION_COLUMNS} FROM module_versions
                          WHERE module_id = ?1 AND sha256 = ?2 AND policy_json = ?3
-                           AND test_vectors_yaml IS ?4
+                           AND test_vectors_yaml IS ?4 AND source_language IS ?5 AND source IS ?6
                          ORDER BY version DESC LIMIT 1"
                     ),
-                    rusqlite::params![module_id, sha256, policy_json, new.test_vectors_yaml],
+                    rusqlite::params![
+                        module_id,
+                        sha256,
+                        policy_json,
+                        new.test_vectors_yaml,
+                        source_language,
+                        source_text
+                    ],
                     raw_version_from_row,
                 )
                 .optional()
@@ -367,8 +442,8 @@ impl Store {
             let created_at_ms = now_ms();
             tx.execute(
                 "INSERT INTO module_versions (module_id, version, sha256, size_bytes, component,
-                     policy_json, test_vectors_yaml, created_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                     policy_json, test_vectors_yaml, created_at_ms, source_language, source)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 rusqlite::params![
                     module_id,
                     version,
@@ -378,6 +453,8 @@ impl Store {
                     policy_json,
                     new.test_vectors_yaml,
                     created_at_ms,
+                    source_language,
+                    source_text,
                 ],
             )
             .during("adding a module version")?;
@@ -389,6 +466,7 @@ impl Store {
                     size_bytes: new.component.len() as u64,
                     policy: new.policy.clone(),
                     test_vectors_yaml: new.test_vectors_yaml.map(str::to_string),
+                    source_language: new.source.map(|s| s.language),
                     created_at_ms,
                 },
                 created: true,

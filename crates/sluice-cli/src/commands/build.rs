@@ -19,11 +19,16 @@ pub const AFTER_HELP: &str = "\
 Examples:
   sluice build                      build the project in the current directory
   sluice build --dir my-codec       build another project
+  sluice build lpp.js               build a JavaScript codec to lpp.wasm
 
 Runs `cargo build --release --target wasm32-wasip2`, copies the component to
 DIR/target/sluice/NAME.wasm (NAME from sluice.toml, else the crate), and loads it with the
 runtime under the [policy] of sluice.toml, exactly as the server would. Fails when the code does
-not compile or the runtime rejects the component.";
+not compile or the runtime rejects the component.
+
+A JavaScript codec (TS013 decodeUplink/encodeDownlink, or the older Decoder/Encoder) is built
+into a component the way the server builds an uploaded source: the engine is pre-initialised
+with the script. A syntax error is reported as FILE:LINE:COLUMN. See docs/js.md.";
 
 /// The target whose cdylib output is a component.
 pub const WASM_TARGET: &str = "wasm32-wasip2";
@@ -38,14 +43,23 @@ const MISSING_TARGET_HINTS: &[&str] = &[
 /// Arguments of `sluice build`.
 #[derive(Debug, Args)]
 pub struct BuildArgs {
+    /// A JavaScript codec to build instead of a project.
+    #[arg(value_name = "FILE.js", conflicts_with = "dir")]
+    script: Option<PathBuf>,
     /// The project directory (holding Cargo.toml and, optionally, sluice.toml).
     #[arg(long, default_value = ".")]
     dir: PathBuf,
+    /// Where to write a JavaScript codec's component [default: FILE.wasm next to FILE.js].
+    #[arg(long, short, value_name = "FILE.wasm", requires = "script")]
+    out: Option<PathBuf>,
 }
 
 /// Runs `sluice build`.
 pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
-    let built = build(&args.dir)?;
+    let built = match &args.script {
+        Some(script) => build_script(script, args.out.as_deref())?,
+        None => build(&args.dir)?,
+    };
     let info = built.module.info();
     println!("Built {}", display_path(&built.wasm).display());
     println!("  world    {}", info.world);
@@ -74,6 +88,30 @@ pub struct Built {
     pub manifest_path: Option<PathBuf>,
     /// The module as the runtime loaded it.
     pub module: Module,
+}
+
+/// Builds the JavaScript codec `script` to `out` (default: the script's path with `.wasm`)
+/// and loads it with the runtime under the default policy.
+fn build_script(script: &Path, out: Option<&Path>) -> anyhow::Result<Built> {
+    if !sandbox::is_javascript(script) {
+        bail!(
+            "{} is not a JavaScript file (.js); to build a Rust module project, pass its \
+             directory with --dir",
+            script.display()
+        );
+    }
+    let bytes = sandbox::build_js(script)?;
+    let wasm = out.map_or_else(|| script.with_extension("wasm"), Path::to_path_buf);
+    std::fs::write(&wasm, &bytes).with_context(|| format!("cannot write {}", wasm.display()))?;
+    let runtime = sandbox::runtime()?;
+    let name = sandbox::name_from_path(script);
+    let module = load_checked(&runtime, &name, &bytes, ModulePolicy::default())
+        .with_context(|| format!("{} does not load", display_path(&wasm).display()))?;
+    Ok(Built {
+        wasm,
+        manifest_path: None,
+        module,
+    })
 }
 
 /// Builds the project in `dir`, copies the component to `target/sluice/` and loads it with

@@ -7,6 +7,7 @@ use clap::Subcommand;
 mod build;
 mod call;
 mod demo;
+mod deploy;
 mod inspect;
 mod new;
 mod remote;
@@ -44,6 +45,10 @@ pub enum Command {
     /// Run the service: HTTP API, registry, pipeline, MQTT/NATS ingest and sinks.
     #[command(after_help = serve::AFTER_HELP)]
     Serve(serve::ServeArgs),
+    /// Upload a module (project, component or JavaScript codec) to a running service, tested
+    /// there, and make it live.
+    #[command(after_help = deploy::AFTER_HELP)]
+    Deploy(deploy::DeployArgs),
     /// Manage a running service's bindings: list, show, pause, resume, status.
     #[command(after_help = remote::BINDING_AFTER_HELP)]
     Binding(remote::BindingArgs),
@@ -81,6 +86,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Inspect(args) => inspect::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Deploy(args) => deploy::run(args),
         Command::Binding(args) => remote::binding(args),
         Command::Dlq(args) => remote::dlq(args),
         Command::Tenant(args) => remote::tenant(args),

@@ -153,13 +153,43 @@ enum TenantAction {
 }
 
 impl Remote {
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    /// Sends a request and returns the answer when it is a success; an error answer becomes
+    /// an error carrying the server's message.
+    pub(super) fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let (status, value) = self.send(method, path, body)?;
+        if !(200..300).contains(&status) {
+            let message = value["error"]["message"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| value.to_string());
+            bail!("{method} {path}: HTTP {status}: {message}");
+        }
+        Ok(value)
+    }
+
+    /// Sends a request and returns the status and the answer (JSON, or the text as a string),
+    /// whatever the status.
+    pub(super) fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, Value)> {
         let token = self
             .token
             .as_deref()
             .context("no API token: pass --token or set SLUICE_TOKEN")?;
         let url = format!("{}{path}", self.server.trim_end_matches('/'));
-        let client = reqwest::blocking::Client::new();
+        // Uploads are built and tested before the server answers: allow for that.
+        let client = reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_secs(120))
+            .build()
+            .context("creating the HTTP client")?;
         let mut request = client
             .request(method.parse().context("HTTP method")?, &url)
             .bearer_auth(token);
@@ -171,17 +201,10 @@ impl Remote {
         let response = request
             .send()
             .with_context(|| format!("cannot reach {url}"))?;
-        let status = response.status();
+        let status = response.status().as_u16();
         let text = response.text().context("reading the answer")?;
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        if !status.is_success() {
-            let message = value["error"]["message"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| value.to_string());
-            bail!("{method} {path}: HTTP {status}: {message}");
-        }
-        Ok(value)
+        Ok((status, value))
     }
 }
 

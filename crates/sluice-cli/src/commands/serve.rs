@@ -357,13 +357,10 @@ async fn serve(
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let bound = listener.local_addr().context("reading the bound address")?;
-    let state = AppState {
-        store: store.clone(),
-        runtime,
-        pipeline: Some(pipeline.clone()),
-    };
+    let state = AppState::new(store.clone(), runtime).with_pipeline(pipeline.clone());
     let app = sluice_server::router(state);
     println!("sluice: listening on http://{bound}");
+    println!("sluice: editor at http://{bound}/editor/");
     println!("sluice: data directory {}", data_dir.display());
     if let Some(path) = &admin_token {
         println!("sluice: admin token written to {}", path.display());

@@ -1,5 +1,6 @@
-//! The demo of `sluice serve --demo`: a `demo` tenant with the example codecs and router,
-//! two bindings, and simulated devices feeding them.
+//! The demo of `sluice serve --demo`: a `demo` tenant with the example codecs and router, a
+//! JavaScript codec to open in the web editor, three bindings, and simulated devices feeding
+//! them.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -8,7 +9,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use sluice_connectors::mqtt::MqttSettings;
 use sluice_pipeline::Pipeline;
-use sluice_store::{BindingSpec, NewVersion, Store, StoreError, TokenScope};
+use sluice_store::{
+    BindingSpec, NewVersion, Source, SourceLanguage, Store, StoreError, TokenScope,
+};
 use sluice_types::{ModulePolicy, Uplink, World};
 
 /// The demo's tenant.
@@ -49,6 +52,19 @@ const MODULES: &[DemoModule] = &[
     },
 ];
 
+/// The demo's JavaScript codec: Cayenne LPP as a TS013 payload formatter, built here (the web
+/// editor opens its source).
+const JS_CODEC: &str = "lpp-js";
+const JS_SOURCE: &str = include_str!("../../../../js/fixtures/cayenne-lpp.js");
+const JS_VECTORS: &str = r#"vectors:
+  - name: temperature and humidity
+    payload_hex: "03 67 00 D2 04 68 64"
+    expect: { temperature_3: 21, humidity_4: 50 }
+  - name: two temperatures
+    payload_hex: "03 67 01 10 05 67 00 FF"
+    expect: { temperature_3: 27.2, temperature_5: 25.5 }
+"#;
+
 /// Creates (or brings up to date) the demo tenant, modules and bindings. Safe to run on a
 /// data directory that already has them.
 pub fn setup(store: &Store, data_dir: &Path, with_mqtt: bool) -> anyhow::Result<Demo> {
@@ -69,6 +85,7 @@ pub fn setup(store: &Store, data_dir: &Path, with_mqtt: bool) -> anyhow::Result<
                     component: module.bytes,
                     policy: &ModulePolicy::default(),
                     test_vectors_yaml: Some(module.vectors),
+                    source: None,
                 },
             )
             .with_context(|| format!("uploading module {}", module.name))?;
@@ -76,6 +93,7 @@ pub fn setup(store: &Store, data_dir: &Path, with_mqtt: bool) -> anyhow::Result<
             .activate(TENANT, module.name, upload.version.version)
             .with_context(|| format!("activating module {}", module.name))?;
     }
+    setup_js_codec(store)?;
     let mqtt_source = |topic: &str| {
         if with_mqtt {
             serde_json::json!([{ "type": "mqtt", "topic": topic }])
@@ -111,6 +129,15 @@ pub fn setup(store: &Store, data_dir: &Path, with_mqtt: bool) -> anyhow::Result<
             policy: serde_json::json!({}),
         },
         BindingSpec {
+            name: JS_CODEC.into(),
+            codec: JS_CODEC.into(),
+            router: None,
+            config: Default::default(),
+            sources: mqtt_source("demo/devices/+/lpp-js"),
+            sinks: serde_json::json!([{ "type": "file", "name": "decoded", "path": "lpp-js.jsonl" }]),
+            policy: serde_json::json!({}),
+        },
+        BindingSpec {
             name: "thermostat".into(),
             codec: "bitpacked".into(),
             router: Some("threshold".into()),
@@ -136,6 +163,35 @@ pub fn setup(store: &Store, data_dir: &Path, with_mqtt: bool) -> anyhow::Result<
     Ok(Demo { token_path })
 }
 
+/// Builds and activates the JavaScript codec, unless a version of it exists already (the
+/// build takes a few seconds).
+fn setup_js_codec(store: &Store) -> anyhow::Result<()> {
+    match store.create_module(TENANT, JS_CODEC, World::Codec) {
+        Ok(_) | Err(StoreError::Conflict { .. }) => {}
+        Err(e) => return Err(e).context("creating the demo's JavaScript codec"),
+    }
+    if !store.list_versions(TENANT, JS_CODEC)?.is_empty() {
+        return Ok(());
+    }
+    let component =
+        sluice_js::build_js_codec(JS_SOURCE).context("building the demo's JavaScript codec")?;
+    let upload = store.add_version(
+        TENANT,
+        JS_CODEC,
+        NewVersion {
+            component: &component,
+            policy: &ModulePolicy::default(),
+            test_vectors_yaml: Some(JS_VECTORS),
+            source: Some(Source {
+                language: SourceLanguage::JavaScript,
+                text: JS_SOURCE,
+            }),
+        },
+    )?;
+    store.activate(TENANT, JS_CODEC, upload.version.version)?;
+    Ok(())
+}
+
 /// Tells the user where to look.
 pub fn print_banner(demo: &Demo, bound: SocketAddr, data_dir: &Path, mqtt: Option<&MqttSettings>) {
     let token_path = &demo.token_path;
@@ -143,9 +199,12 @@ pub fn print_banner(demo: &Demo, bound: SocketAddr, data_dir: &Path, mqtt: Optio
     let sinks = data_dir.join("sinks").join(TENANT);
     println!(
         "
-Sluice demo is running: tenant `{TENANT}`, codecs cayenne-lpp and bitpacked, router threshold.
-Simulated devices feed bindings `lpp` and `thermostat`; every 10th LPP frame is cut short
-and lands in the dead-letter queue with its reason.
+Sluice demo is running: tenant `{TENANT}`, codecs cayenne-lpp, bitpacked and lpp-js
+(JavaScript), router threshold. Simulated devices feed bindings `lpp`, `lpp-js` and
+`thermostat`; every 10th LPP frame is cut short and lands in the dead-letter queue with its
+reason.
+
+  Web editor: {base}/editor/  (log in with the token in {token})
 
   export SLUICE_TOKEN=$(cat {token})
   curl -s -H \"Authorization: Bearer $SLUICE_TOKEN\" {base}/v1/bindings/lpp/recent
@@ -191,7 +250,13 @@ pub fn spawn_feed(pipeline: Pipeline, _demo: &Demo, rate: f64) -> tokio::task::J
         loop {
             interval.tick().await;
             tick += 1;
-            let (binding, uplink) = if tick.is_multiple_of(4) {
+            let (binding, uplink) = if tick % 4 == 1 {
+                let device = tick % 2;
+                (
+                    JS_CODEC,
+                    Uplink::new(format!("js-sensor-{device}"), 1, lpp_frame(tick, device)),
+                )
+            } else if tick.is_multiple_of(4) {
                 let device = tick % 2;
                 let frame = THERMOSTAT_FRAMES[(tick / 4 % 2) as usize];
                 (

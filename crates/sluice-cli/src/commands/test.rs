@@ -18,6 +18,7 @@ Examples:
   sluice test                                   build, then run ./vectors.yaml
   sluice test --dir my-codec                    the same for another project
   sluice test --module codec.wasm --vectors cases.yaml
+  sluice test --module codec.js --vectors cases.yaml   a JavaScript codec, built first
 
 Each vector runs on a fresh instance of the production runtime, with the [policy] of
 sluice.toml when there is one. Prints `ok` or `FAIL` per vector, a diff under each failure
@@ -30,8 +31,8 @@ pub struct TestArgs {
     /// The project directory.
     #[arg(long, default_value = ".")]
     dir: PathBuf,
-    /// Test this component instead of building the project.
-    #[arg(long, value_name = "M.wasm")]
+    /// Test this component (or JavaScript codec, `.js`) instead of building the project.
+    #[arg(long, value_name = "M.wasm|M.js")]
     module: Option<PathBuf>,
     /// The vector file [default: DIR/vectors.yaml].
     #[arg(long, value_name = "FILE")]

@@ -1,4 +1,4 @@
-use sluice_store::{NewVersion, StoreError};
+use sluice_store::{NewVersion, Source, SourceLanguage, StoreError};
 use sluice_types::{ModulePolicy, World};
 
 use crate::support::{
@@ -23,6 +23,7 @@ fn versions_are_numbered_per_module_and_hold_their_content() {
                 component: b"component one",
                 policy: &policy,
                 test_vectors_yaml: Some("- name: empty\n  payload: \"\"\n"),
+                source: None,
             },
         )
         .expect("v1");
@@ -54,6 +55,71 @@ fn versions_are_numbered_per_module_and_hold_their_content() {
     );
     assert_eq!(listed[1].size_bytes, b"component two".len() as u64);
     assert_eq!(store.get_version("acme", "decoder", 3).expect("get"), None);
+}
+
+#[test]
+fn a_version_built_from_source_keeps_its_source() {
+    let store = store_with_tenants();
+    store
+        .create_module("acme", "js", World::Codec)
+        .expect("module");
+    let policy = ModulePolicy::default();
+    let with_source = |text| NewVersion {
+        component: b"same component",
+        policy: &policy,
+        test_vectors_yaml: None,
+        source: Some(Source {
+            language: SourceLanguage::JavaScript,
+            text,
+        }),
+    };
+    let v1 = store
+        .add_version("acme", "js", with_source("function decodeUplink(i) {}"))
+        .expect("v1");
+    assert_eq!(v1.version.source_language, Some(SourceLanguage::JavaScript));
+    let again = store
+        .add_version("acme", "js", with_source("function decodeUplink(i) {}"))
+        .expect("again");
+    assert!(
+        !again.created,
+        "identical source and component: same version"
+    );
+    let v2 = store
+        .add_version(
+            "acme",
+            "js",
+            with_source("// edited\nfunction decodeUplink(i) {}"),
+        )
+        .expect("v2");
+    assert_eq!((v2.version.version, v2.created), (2, true));
+    let v3 = store
+        .add_version("acme", "js", new_version(b"same component", &policy))
+        .expect("bytes only");
+    assert_eq!((v3.version.version, v3.version.source_language), (3, None));
+
+    let got = store
+        .get_version("acme", "js", 2)
+        .expect("get")
+        .expect("v2");
+    assert_eq!(
+        got.source.as_deref(),
+        Some("// edited\nfunction decodeUplink(i) {}")
+    );
+    assert_eq!(got.info, v2.version);
+    let bytes_only = store
+        .get_version("acme", "js", 3)
+        .expect("get")
+        .expect("v3");
+    assert_eq!(bytes_only.source, None);
+    let listed = store.list_versions("acme", "js").expect("list");
+    assert_eq!(
+        listed.iter().map(|v| v.source_language).collect::<Vec<_>>(),
+        vec![
+            Some(SourceLanguage::JavaScript),
+            Some(SourceLanguage::JavaScript),
+            None
+        ]
+    );
 }
 
 fn hex_sha256(bytes: &[u8]) -> String {

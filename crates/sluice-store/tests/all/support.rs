@@ -60,6 +60,7 @@ pub fn new_version<'a>(bytes: &'a [u8], policy: &'a ModulePolicy) -> NewVersion<
         component: bytes,
         policy,
         test_vectors_yaml: None,
+        source: None,
     }
 }
 

@@ -1,0 +1,230 @@
+//! Turning what a client sends (a component, or a JavaScript codec's source) into a loaded,
+//! world-checked module with its test vectors: shared by uploads (which then store a version)
+//! and by `check` (which runs the vectors and a sample decode without storing anything, as the
+//! editor's "Compile & test" and "Try" do).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use axum::http::StatusCode;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use sluice_store::SourceLanguage;
+use sluice_types::{GuestFailure, ModulePolicy, ModuleRef, World};
+use sluice_vectors::VectorFile;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// How many built JavaScript components are kept. Building one takes seconds (the engine is
+/// pre-initialised with the script, then packaged), and an editor session compiles, tries and
+/// saves the same source in a row.
+const JS_BUILDS_KEPT: usize = 16;
+
+/// A built component and the SHA-256 of its source.
+type KeptBuild = ([u8; 32], Arc<Vec<u8>>);
+
+/// Components built from JavaScript sources, by the SHA-256 of the source; the most recently
+/// used last.
+///
+/// One build runs at a time: a build keeps a core busy for seconds, and the message path
+/// shares the machine.
+#[derive(Debug, Default)]
+pub struct JsBuilds {
+    kept: Mutex<VecDeque<KeptBuild>>,
+    building: Mutex<()>,
+}
+
+impl JsBuilds {
+    /// The component built from `source`, from the cache or built now.
+    fn component(&self, source: &str) -> Result<Arc<Vec<u8>>, sluice_js::JsBuildError> {
+        let key: [u8; 32] = Sha256::digest(source.as_bytes()).into();
+        if let Some(component) = self.kept(&key) {
+            return Ok(component);
+        }
+        // A poisoned lock only means another build panicked; building is still safe.
+        let _building = self
+            .building
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The same source may have been built while this request waited.
+        if let Some(component) = self.kept(&key) {
+            return Ok(component);
+        }
+        let component = Arc::new(sluice_js::build_js_codec(source)?);
+        if let Ok(mut kept) = self.kept.lock() {
+            if kept.len() >= JS_BUILDS_KEPT {
+                kept.pop_front();
+            }
+            kept.push_back((key, component.clone()));
+        }
+        Ok(component)
+    }
+
+    /// The kept build of the source with hash `key`, now the most recently used.
+    fn kept(&self, key: &[u8; 32]) -> Option<Arc<Vec<u8>>> {
+        let mut kept = self.kept.lock().ok()?;
+        let at = kept.iter().position(|(k, _)| k == key)?;
+        let entry = kept.remove(at)?;
+        let component = entry.1.clone();
+        kept.push_back(entry);
+        Some(component)
+    }
+}
+
+/// The code members of an upload or check request.
+#[derive(Debug, Clone, Copy)]
+pub struct Code<'a> {
+    /// A component, base64.
+    pub component_base64: Option<&'a str>,
+    /// A JavaScript codec's source.
+    pub js_source: Option<&'a str>,
+    /// The policy to load it under.
+    pub policy: &'a ModulePolicy,
+    /// Its test vectors, YAML.
+    pub vectors_yaml: Option<&'a str>,
+}
+
+/// A request's code, built, loaded and checked against its module's world.
+pub struct Prepared {
+    /// The component bytes.
+    pub component: Arc<Vec<u8>>,
+    /// The component loaded in the production runtime.
+    pub loaded: sluice_runtime::Module,
+    /// The parsed test vectors, if any were given.
+    pub vectors: Option<VectorFile>,
+    /// The source's language, when the component was built from source here.
+    pub source_language: Option<SourceLanguage>,
+}
+
+/// Builds (JavaScript) or decodes (base64) `code`, loads it with its policy, checks it
+/// implements module `name`'s world, and parses its vectors. Blocking.
+pub fn prepare(
+    state: &AppState,
+    tenant: &str,
+    name: &str,
+    code: Code<'_>,
+) -> Result<Prepared, ApiError> {
+    let module = state
+        .store
+        .get_module(tenant, name)?
+        .ok_or_else(|| ApiError::module_not_found(name))?;
+    let (component, field, source_language) = component_of(state, &code, name, module.world)?;
+    let vectors = code
+        .vectors_yaml
+        .map(|yaml| {
+            VectorFile::parse(yaml, "vectors_yaml").map_err(|e| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid-vectors",
+                    e.to_string(),
+                )
+                .with_field("vectors_yaml")
+            })
+        })
+        .transpose()?;
+    let loaded = state
+        .runtime
+        .load(
+            ModuleRef::new(name, "upload"),
+            &component,
+            code.policy.clone(),
+        )
+        .map_err(|failure| match failure {
+            GuestFailure::Rejected { error, .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-component",
+                error.to_string(),
+            )
+            .with_field(field),
+            other => ApiError::internal(other.to_string()),
+        })?;
+    if loaded.world() != module.world {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "wrong-world",
+            format!(
+                "module `{name}` is a {}, but the component implements {}",
+                module.world,
+                loaded.world()
+            ),
+        )
+        .with_field(field));
+    }
+    Ok(Prepared {
+        component,
+        loaded,
+        vectors,
+        source_language,
+    })
+}
+
+/// The component of a request, the field it came from, and the source language when it was
+/// built from source.
+type Carried = (Arc<Vec<u8>>, &'static str, Option<SourceLanguage>);
+
+/// The component `code` carries.
+fn component_of(
+    state: &AppState,
+    code: &Code<'_>,
+    name: &str,
+    world: World,
+) -> Result<Carried, ApiError> {
+    match (code.component_base64, code.js_source) {
+        (Some(_), Some(_)) => Err(ApiError::bad_field(
+            "js_source",
+            "give either component_base64 or js_source, not both",
+        )),
+        (None, None) => Err(ApiError::bad_field(
+            "component_base64",
+            "missing: give component_base64 (a component, base64) or js_source (a JavaScript codec)",
+        )),
+        (Some(encoded), None) => BASE64
+            .decode(encoded.trim())
+            .map(|bytes| (Arc::new(bytes), "component_base64", None))
+            .map_err(|e| ApiError::bad_field("component_base64", format!("not valid base64: {e}"))),
+        (None, Some(source)) => {
+            if world != World::Codec {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "wrong-world",
+                    format!(
+                        "module `{name}` is a {world}; a JavaScript source can only be a codec"
+                    ),
+                )
+                .with_field("js_source"));
+            }
+            state
+                .js_builds
+                .component(source)
+                .map(|component| (component, "js_source", Some(SourceLanguage::JavaScript)))
+                .map_err(js_build_error)
+        }
+    }
+}
+
+fn js_build_error(e: sluice_js::JsBuildError) -> ApiError {
+    match e {
+        sluice_js::JsBuildError::Syntax {
+            line,
+            column,
+            message,
+        } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "js-syntax-error",
+            format!("line {line}, column {column}: {message}"),
+        )
+        .with_field("js_source")
+        .with_extra("line", json!(line))
+        .with_extra("column", json!(column)),
+        sluice_js::JsBuildError::Internal { .. } => ApiError::internal(e.to_string()),
+        other => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "js-build-failed",
+            other.to_string(),
+        )
+        .with_field("js_source"),
+    }
+}

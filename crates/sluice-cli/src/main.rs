@@ -50,7 +50,15 @@ struct Cli {
     command: commands::Command,
 }
 
+/// The hidden subcommand that sandboxes a Rust build (`sluice_builder::sandbox_main`). It is
+/// handled before argument parsing: its arguments are the sandbox's own, then cargo's.
+pub const RUST_BUILD_SANDBOX: &str = "rust-build-sandbox";
+
 fn main() -> ExitCode {
+    let mut args = std::env::args_os();
+    if args.nth(1).is_some_and(|a| a == RUST_BUILD_SANDBOX) {
+        return sluice_builder::sandbox_main(args);
+    }
     let cli = Cli::parse();
     // A worker hardens itself before anything else starts (no logging set-up, no threads).
     if matches!(cli.command, commands::Command::Worker) {

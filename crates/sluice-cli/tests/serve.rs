@@ -365,3 +365,93 @@ fn deploy_uploads_tests_and_activates_javascript_and_components() {
     assert_eq!(module["world"], "router", "{module}");
     assert_eq!(module["active_version"], json!(null), "{module}");
 }
+
+/// The `sluice new codec` template's code and vectors, as a customer starts.
+fn rust_template() -> (String, String) {
+    let fill = |t: &str| {
+        t.replace("{{name}}", "climate")
+            .replace("{{Type}}", "Climate")
+    };
+    (
+        fill(include_str!("../templates/codec.lib.rs.tmpl")),
+        fill(include_str!("../templates/codec.vectors.yaml.tmpl")),
+    )
+}
+
+#[test]
+fn the_service_builds_rust_sources_in_its_sandbox() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Shared with crates/sluice-builder's tests: the SDK's dependencies compile once.
+    let builds =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/rust-builds-test");
+    let builds = builds.to_str().expect("utf-8 path");
+    let service = Service::start(
+        &dir.path().join("data"),
+        &["--rust-builds", "on", "--rust-builds-dir", builds],
+    );
+    let token = support::create_tenant(&service, "acme");
+    let (status, body) = http(
+        "POST",
+        &service.url("/v1/modules"),
+        Some(&token),
+        Some(&json!({ "name": "climate", "world": "codec" })),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (source, vectors) = rust_template();
+
+    // A compile error: 422 with the compiler's diagnostics, the first error's line and column.
+    let broken = source.replacen("/ 10.0;", "/ ten;", 1);
+    let line = broken
+        .lines()
+        .position(|l| l.contains("/ ten;"))
+        .expect("the line")
+        + 1;
+    let (status, body) = http(
+        "POST",
+        &service.url("/v1/modules/climate/check"),
+        Some(&token),
+        Some(&json!({ "rust_source": broken })),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "rust-compile-error", "{body}");
+    assert_eq!(body["line"], line, "{body}");
+    assert_eq!(body["diagnostics"][0]["file"], "src/lib.rs", "{body}");
+    assert!(
+        body["diagnostics"][0]["rendered"]
+            .as_str()
+            .unwrap_or("")
+            .contains("ten"),
+        "{body}"
+    );
+
+    // The fixed code: every vector passes, then it is stored with its source and decodes.
+    let (status, body) = http(
+        "POST",
+        &service.url("/v1/modules/climate/check"),
+        Some(&token),
+        Some(&json!({ "rust_source": source, "vectors_yaml": vectors,
+                      "try": { "payload_hex": "00 EB 2D" } })),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["failed"], 0, "{body}");
+    assert_eq!(
+        body["try"]["document"]["temperature"],
+        json!(23.5),
+        "{body}"
+    );
+    let (status, body) = http(
+        "POST",
+        &service.url("/v1/modules/climate/versions"),
+        Some(&token),
+        Some(&json!({ "rust_source": source, "vectors_yaml": vectors })),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (_, version) = http(
+        "GET",
+        &service.url("/v1/modules/climate/versions/1"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(version["source_language"], "rust", "{version}");
+    assert_eq!(version["source"], json!(source));
+}

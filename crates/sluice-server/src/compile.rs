@@ -81,6 +81,8 @@ pub struct Code<'a> {
     pub component_base64: Option<&'a str>,
     /// A JavaScript codec's source.
     pub js_source: Option<&'a str>,
+    /// A Rust codec's or router's `lib.rs`, written against the guest SDK.
+    pub rust_source: Option<&'a str>,
     /// The policy to load it under.
     pub policy: &'a ModulePolicy,
     /// Its test vectors, YAML.
@@ -111,7 +113,8 @@ pub fn prepare(
         .store
         .get_module(tenant, name)?
         .ok_or_else(|| ApiError::module_not_found(name))?;
-    let (component, field, source_language) = component_of(state, &code, name, module.world)?;
+    let (component, field, source_language) =
+        component_of(state, &code, tenant, name, module.world)?;
     let vectors = code
         .vectors_yaml
         .map(|yaml| {
@@ -169,39 +172,111 @@ type Carried = (Arc<Vec<u8>>, &'static str, Option<SourceLanguage>);
 fn component_of(
     state: &AppState,
     code: &Code<'_>,
+    tenant: &str,
     name: &str,
     world: World,
 ) -> Result<Carried, ApiError> {
-    match (code.component_base64, code.js_source) {
-        (Some(_), Some(_)) => Err(ApiError::bad_field(
-            "js_source",
-            "give either component_base64 or js_source, not both",
-        )),
-        (None, None) => Err(ApiError::bad_field(
-            "component_base64",
-            "missing: give component_base64 (a component, base64) or js_source (a JavaScript codec)",
-        )),
-        (Some(encoded), None) => BASE64
+    let given: Vec<&str> = [
+        ("component_base64", code.component_base64.is_some()),
+        ("js_source", code.js_source.is_some()),
+        ("rust_source", code.rust_source.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(field, present)| present.then_some(field))
+    .collect();
+    match given.as_slice() {
+        [] => {
+            return Err(ApiError::bad_field(
+                "component_base64",
+                "missing: give component_base64 (a component, base64), js_source (a JavaScript codec) or rust_source (a Rust lib.rs)",
+            ));
+        }
+        [_] => {}
+        [_, second, ..] => {
+            return Err(ApiError::bad_field(
+                *second,
+                format!("give only one of {}", given.join(", ")),
+            ));
+        }
+    }
+    if let Some(encoded) = code.component_base64 {
+        return BASE64
             .decode(encoded.trim())
             .map(|bytes| (Arc::new(bytes), "component_base64", None))
-            .map_err(|e| ApiError::bad_field("component_base64", format!("not valid base64: {e}"))),
-        (None, Some(source)) => {
-            if world != World::Codec {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "wrong-world",
-                    format!(
-                        "module `{name}` is a {world}; a JavaScript source can only be a codec"
-                    ),
+            .map_err(|e| {
+                ApiError::bad_field("component_base64", format!("not valid base64: {e}"))
+            });
+    }
+    if let Some(source) = code.rust_source {
+        let builder = state.rust_builder.as_ref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "rust-builds-unavailable",
+                "this server does not build Rust sources (no Rust toolchain with the wasm32-wasip2 target); upload a component built with `sluice build`",
+            )
+            .with_field("rust_source")
+        })?;
+        return builder
+            .build(tenant, source)
+            .map(|built| {
+                (
+                    Arc::new(built.component),
+                    "rust_source",
+                    Some(SourceLanguage::Rust),
                 )
-                .with_field("js_source"));
+            })
+            .map_err(rust_build_error);
+    }
+    let source = code.js_source.unwrap_or_default();
+    if world != World::Codec {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "wrong-world",
+            format!("module `{name}` is a {world}; a JavaScript source can only be a codec"),
+        )
+        .with_field("js_source"));
+    }
+    state
+        .js_builds
+        .component(source)
+        .map(|component| (component, "js_source", Some(SourceLanguage::JavaScript)))
+        .map_err(js_build_error)
+}
+
+fn rust_build_error(e: sluice_builder::RustBuildError) -> ApiError {
+    use sluice_builder::RustBuildError;
+    match &e {
+        RustBuildError::Compile { diagnostics } => {
+            let first = diagnostics.iter().find(|d| d.level == "error");
+            let mut error = ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "rust-compile-error",
+                e.to_string(),
+            )
+            .with_field("rust_source")
+            .with_extra("diagnostics", json!(diagnostics));
+            if let Some(first) = first {
+                error = error
+                    .with_extra("line", json!(first.line))
+                    .with_extra("column", json!(first.column));
             }
-            state
-                .js_builds
-                .component(source)
-                .map(|component| (component, "js_source", Some(SourceLanguage::JavaScript)))
-                .map_err(js_build_error)
+            error
         }
+        RustBuildError::Unavailable { .. } => ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "rust-builds-unavailable",
+            e.to_string(),
+        )
+        .with_field("rust_source"),
+        RustBuildError::Io { .. } => ApiError::internal(e.to_string()),
+        RustBuildError::SourceTooLarge { .. }
+        | RustBuildError::Timeout { .. }
+        | RustBuildError::Failed { .. } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "rust-build-failed",
+            e.to_string(),
+        )
+        .with_field("rust_source"),
     }
 }
 

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sluice_runtime::{InstanceEnv, LogLine};
-use sluice_store::{Module, NewVersion, Source, VersionInfo};
+use sluice_store::{Module, NewVersion, Source, SourceLanguage, VersionInfo};
 use sluice_types::{ModulePolicy, ModuleRef, Uplink, World};
 
 use crate::AppState;
@@ -144,6 +144,9 @@ pub struct UploadVersion {
     /// `sluice:codec` component.
     #[serde(default)]
     js_source: Option<String>,
+    /// A Rust codec or router (`lib.rs` against the guest SDK): built here, sandboxed.
+    #[serde(default)]
+    rust_source: Option<String>,
     #[serde(default)]
     policy: ModulePolicy,
     #[serde(default)]
@@ -155,6 +158,7 @@ impl UploadVersion {
         Code {
             component_base64: self.component_base64.as_deref(),
             js_source: self.js_source.as_deref(),
+            rust_source: self.rust_source.as_deref(),
             policy: &self.policy,
             vectors_yaml: self.vectors_yaml.as_deref(),
         }
@@ -202,10 +206,13 @@ pub async fn upload_version(
                 .with_extra("failures", Value::Array(failures)));
             }
         }
-        let source = match (prepared.source_language, body.js_source.as_deref()) {
-            (Some(language), Some(text)) => Some(Source { language, text }),
-            _ => None,
-        };
+        let source = prepared.source_language.and_then(|language| {
+            let text = match language {
+                SourceLanguage::JavaScript => body.js_source.as_deref(),
+                SourceLanguage::Rust => body.rust_source.as_deref(),
+            };
+            text.map(|text| Source { language, text })
+        });
         let upload = state.store.add_version(
             &caller.tenant,
             &name,
@@ -285,6 +292,8 @@ pub struct CheckRequest {
     #[serde(default)]
     js_source: Option<String>,
     #[serde(default)]
+    rust_source: Option<String>,
+    #[serde(default)]
     policy: ModulePolicy,
     #[serde(default)]
     vectors_yaml: Option<String>,
@@ -332,6 +341,7 @@ pub async fn check(
         let code = Code {
             component_base64: body.component_base64.as_deref(),
             js_source: body.js_source.as_deref(),
+            rust_source: body.rust_source.as_deref(),
             policy: &body.policy,
             vectors_yaml: body.vectors_yaml.as_deref(),
         };

@@ -45,6 +45,8 @@ pub struct AppState {
     pub pipeline: Option<Pipeline>,
     /// JavaScript codecs built recently, by source.
     js_builds: Arc<compile::JsBuilds>,
+    /// Builds Rust sources; `None`: uploads of `rust_source` answer 501.
+    rust_builder: Option<Arc<sluice_builder::RustBuilder>>,
 }
 
 impl AppState {
@@ -55,7 +57,14 @@ impl AppState {
             runtime,
             pipeline: None,
             js_builds: Arc::default(),
+            rust_builder: None,
         }
+    }
+
+    /// The API that also builds Rust sources (`rust_source`) with `builder`.
+    pub fn with_rust_builder(mut self, builder: Arc<sluice_builder::RustBuilder>) -> Self {
+        self.rust_builder = Some(builder);
+        self
     }
 
     /// The API with the message path: ingest, replay, live view and binding control.

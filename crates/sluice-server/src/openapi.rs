@@ -115,10 +115,11 @@ pub fn openapi_document() -> Value {
                 "parameters": [name.clone()],
                 "requestBody": json_body(json!({
                     "type": "object", "additionalProperties": false,
-                    "description": "Exactly one of component_base64 and js_source",
+                    "description": "Exactly one of component_base64, js_source and rust_source",
                     "properties": {
                         "component_base64": { "type": "string", "contentEncoding": "base64" },
                         "js_source": { "type": "string", "description": "A JavaScript codec (TS013 decodeUplink/encodeDownlink or legacy Decoder/Encoder), compiled into a codec component" },
+                        "rust_source": { "type": "string", "description": "A Rust codec or router (a lib.rs against the guest SDK), built here in a sandboxed, offline cargo" },
                         "policy": { "$ref": "#/components/schemas/ModulePolicy" },
                         "vectors_yaml": { "type": "string" }
                     }
@@ -128,7 +129,8 @@ pub fn openapi_document() -> Value {
                     "200": ok("An identical version existed and is returned", json!({ "$ref": "#/components/schemas/Upload" })),
                     "400": error_response("Malformed body or base64"),
                     "403": error_response("Read-only token"),
-                    "422": error_response("Invalid component, wrong world, JavaScript syntax error (`js-syntax-error` with `line`, `column`) or build failure, invalid vectors or failing vectors (`failures`: [{name, diff}])")
+                    "422": error_response("Invalid component, wrong world, JavaScript syntax error (`js-syntax-error` with `line`, `column`), Rust compile error (`rust-compile-error` with `diagnostics`, `line`, `column`), build failure, invalid vectors or failing vectors (`failures`: [{name, diff}])"),
+                    "501": error_response("`rust_source` on a server without a Rust toolchain (`rust-builds-unavailable`)")
                 })))
             } },
             "/v1/modules/{name}/versions/{version}": { "get": {
@@ -154,6 +156,7 @@ pub fn openapi_document() -> Value {
                     "properties": {
                         "component_base64": { "type": "string", "contentEncoding": "base64" },
                         "js_source": { "type": "string" },
+                        "rust_source": { "type": "string" },
                         "policy": { "$ref": "#/components/schemas/ModulePolicy" },
                         "vectors_yaml": { "type": "string" },
                         "try": { "type": "object", "properties": {

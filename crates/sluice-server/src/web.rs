@@ -30,6 +30,28 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/css; charset=utf-8",
         include_str!("../web/app.css"),
     ),
+    // The starting points of a new Rust module: the templates of `sluice new`, with
+    // `{{name}}` and `{{Type}}` for the editor to fill in.
+    (
+        "template-rust-codec.rs",
+        "text/plain; charset=utf-8",
+        include_str!("../../sluice-cli/templates/codec.lib.rs.tmpl"),
+    ),
+    (
+        "template-rust-codec.vectors.yaml",
+        "text/plain; charset=utf-8",
+        include_str!("../../sluice-cli/templates/codec.vectors.yaml.tmpl"),
+    ),
+    (
+        "template-rust-router.rs",
+        "text/plain; charset=utf-8",
+        include_str!("../../sluice-cli/templates/router.lib.rs.tmpl"),
+    ),
+    (
+        "template-rust-router.vectors.yaml",
+        "text/plain; charset=utf-8",
+        include_str!("../../sluice-cli/templates/router.vectors.yaml.tmpl"),
+    ),
 ];
 
 /// Scripts and styles only from this server, no frames, no plug-ins.

@@ -43,6 +43,7 @@ const TEMPLATE_VECTORS = `vectors:
 const state = {
   token: sessionStorage.getItem(TOKEN_KEY),
   module: null, // the open module, as GET /v1/modules/{name} answers it
+  language: "javascript", // the open source's language: "javascript" or "rust"
   editable: false, // false for an uploaded component (no source) or a router
   ticket: 0, // bumped by every navigation: answers that arrive for an older one are dropped
 };
@@ -135,6 +136,11 @@ class Editor {
     this.textarea.value = text;
     this.textarea.scrollTop = 0;
     this.errorLine = null;
+    this.render();
+  }
+
+  setLanguage(language) {
+    this.language = language;
     this.render();
   }
 
@@ -275,15 +281,16 @@ function openNewModuleForm(open) {
   if (open) $("#new-module-name").focus();
 }
 
-async function createModule(name) {
+// `kind`: "js-codec", "rust-codec" or "rust-router".
+async function createModule(name, kind) {
   try {
-    await api("POST", "/modules", { name, world: "codec" });
+    await api("POST", "/modules", { name, world: kind.endsWith("router") ? "router" : "codec" });
   } catch (error) {
     if (error.status !== 401) $("#new-module-error").textContent = String(error);
     return;
   }
   openNewModuleForm(false);
-  await openModule(name);
+  await openModule(name, kind);
   await refreshModules().catch((error) => setStatus(`the module list could not be refreshed: ${error}`, "error"));
 }
 
@@ -291,7 +298,7 @@ async function createModule(name) {
 // The module view
 
 // Shows the empty state instead of a module, with `note` (an error) or the default hint.
-function closeModule(note = "Select a module, or create a new JavaScript codec.") {
+function closeModule(note = "Select a module, or create one (JavaScript or Rust).") {
   stopLive();
   state.module = null;
   $("#module-view").hidden = true;
@@ -300,7 +307,9 @@ function closeModule(note = "Select a module, or create a new JavaScript codec."
   markSelectedModule();
 }
 
-async function openModule(name) {
+// `kind` ("js-codec", "rust-codec", "rust-router") picks the template of a module without
+// versions; by default a codec starts in JavaScript and a router in Rust.
+async function openModule(name, kind) {
   const ticket = ++state.ticket;
   stopLive();
   clearOutputs();
@@ -323,7 +332,7 @@ async function openModule(name) {
   codeEditor.value = vectorsEditor.value = "";
   const newest = Math.max(0, ...module.versions.map((v) => v.version));
   if (newest) await loadVersion(newest);
-  else startFromTemplate();
+  else await startFromTemplate(kind ?? (module.world === "router" ? "rust-router" : "js-codec"));
   await loadBindings();
 }
 
@@ -341,12 +350,48 @@ function fillVersionSelect() {
   select.disabled = options.length === 0;
 }
 
-function startFromTemplate() {
-  const isCodec = state.module.world === "codec";
-  setEditable(isCodec, isCodec ? "" : "routers are uploaded as components – no JavaScript source");
-  codeEditor.value = isCodec ? TEMPLATE_CODEC : "";
-  vectorsEditor.value = isCodec ? TEMPLATE_VECTORS : "";
-  setStatus(isCodec ? "new module: edit the template, then compile & test" : "");
+async function startFromTemplate(kind) {
+  const ticket = state.ticket;
+  let code = TEMPLATE_CODEC;
+  let vectors = TEMPLATE_VECTORS;
+  if (kind !== "js-codec") {
+    // The Rust templates are the ones `sluice new` writes, served next to this page.
+    const world = kind === "rust-router" ? "router" : "codec";
+    try {
+      [code, vectors] = await Promise.all([
+        fetchTemplate(`template-rust-${world}.rs`),
+        fetchTemplate(`template-rust-${world}.vectors.yaml`),
+      ]);
+    } catch (error) {
+      if (ticket === state.ticket) setStatus(`cannot load the template: ${error.message}`, "error");
+      return;
+    }
+  }
+  if (ticket !== state.ticket) return;
+  setLanguage(kind === "js-codec" ? "javascript" : "rust");
+  setEditable(true, "");
+  codeEditor.value = code;
+  vectorsEditor.value = vectors;
+  setStatus("new module: edit the template, then compile & test");
+}
+
+// A template with the module's name filled in (`my-codec` → type `MyCodec`).
+async function fetchTemplate(file) {
+  const response = await fetch(file);
+  if (!response.ok) throw new Error(`${file}: HTTP ${response.status}`);
+  const name = state.module.name;
+  const type = name
+    .split(/[^A-Za-z0-9]+/)
+    .filter(Boolean)
+    .map((part) => part[0].toUpperCase() + part.slice(1))
+    .join("");
+  return (await response.text()).replaceAll("{{name}}", name).replaceAll("{{Type}}", /^[A-Z]/.test(type) ? type : `M${type}`);
+}
+
+function setLanguage(language) {
+  state.language = language;
+  codeEditor.setLanguage(language);
+  $("#language").textContent = language === "rust" ? "Rust" : "JavaScript";
 }
 
 async function loadVersion(version) {
@@ -362,6 +407,7 @@ async function loadVersion(version) {
   if (ticket !== state.ticket) return;
   $("#version").value = String(version);
   const hasSource = typeof loaded.source === "string";
+  setLanguage(loaded.source_language ?? "javascript");
   setEditable(hasSource, hasSource ? "" : "uploaded component – no source");
   codeEditor.value = loaded.source ?? "";
   vectorsEditor.value = loaded.test_vectors_yaml ?? "";
@@ -399,9 +445,14 @@ function clearCompileErrors() {
   }
 }
 
+// The code, under the member for its language.
+function codeBody() {
+  return state.language === "rust" ? { rust_source: codeEditor.value } : { js_source: codeEditor.value };
+}
+
 // The request body that sends the editors' contents; an empty vectors box is left out.
 function sourceBody() {
-  const body = { js_source: codeEditor.value };
+  const body = codeBody();
   if (vectorsEditor.value.trim()) body.vectors_yaml = vectorsEditor.value;
   return body;
 }
@@ -426,17 +477,25 @@ async function compileAndTest() {
 }
 
 // Errors about the source or the vectors, shown where they are (see showBuildError).
-const SOURCE_ERRORS = new Set(["js-syntax-error", "invalid-vectors", "vectors-failed"]);
+const SOURCE_ERRORS = new Set(["js-syntax-error", "rust-compile-error", "invalid-vectors", "vectors-failed"]);
 
 // Shows a failed compile where it belongs: a syntax error on its line, a vectors problem
 // under the vectors box, failing vectors in the results, anything else under the code.
 function showBuildError(error) {
-  const { line, column, failures } = error.body;
+  const { line, column, failures, diagnostics } = error.body;
   if (error.code === "js-syntax-error" && line) {
     codeEditor.markLine(line);
     // The message usually starts with the position already; show it once.
     const message = error.message.replace(/^line \d+, column \d+: /, "");
     $("#compile-error").textContent = `line ${line}, column ${column}: ${message}`;
+    $("#compile-error").hidden = false;
+  } else if (error.code === "rust-compile-error" && diagnostics) {
+    // The first error on its line; every error as rustc shows it, with the code excerpt.
+    const errors = diagnostics.filter((d) => d.level === "error");
+    if (line) codeEditor.markLine(line);
+    const first = errors[0];
+    const head = first && line ? `line ${line}, column ${column}: ${first.message}` : error.message;
+    $("#compile-error").textContent = [head, ...errors.map((d) => d.rendered.trimEnd())].join("\n\n");
     $("#compile-error").hidden = false;
   } else if (error.code === "invalid-vectors") {
     const at = /line (\d+)/.exec(error.message);
@@ -507,7 +566,7 @@ async function tryPayload() {
   await busy($("#try"), "Running…", async () => {
     try {
       const result = await api("POST", `${modulePath(state.module.name)}/check`, {
-        js_source: codeEditor.value,
+        ...codeBody(),
         try: { payload_hex, port },
       });
       if (ticket !== state.ticket) return;
@@ -658,7 +717,7 @@ function onSubmit(selector, handler) {
 }
 
 onSubmit("#login-form", () => logIn($("#token").value.trim()));
-onSubmit("#new-module-form", () => createModule($("#new-module-name").value.trim()));
+onSubmit("#new-module-form", () => createModule($("#new-module-name").value.trim(), $("#new-module-kind").value));
 onSubmit("#try-form", () => state.editable && tryPayload());
 $("#logout").addEventListener("click", () => showLogin());
 $("#new-module").addEventListener("click", () => openNewModuleForm(true));

@@ -185,9 +185,10 @@ impl Remote {
             .as_deref()
             .context("no API token: pass --token or set SLUICE_TOKEN")?;
         let url = format!("{}{path}", self.server.trim_end_matches('/'));
-        // Uploads are built and tested before the server answers: allow for that.
+        // Uploads are built and tested before the server answers (a tenant's first Rust
+        // build compiles the SDK's dependencies): allow for that.
         let client = reqwest::blocking::Client::builder()
-            .timeout(std::time::Duration::from_secs(120))
+            .timeout(std::time::Duration::from_secs(900))
             .build()
             .context("creating the HTTP client")?;
         let mut request = client

@@ -60,6 +60,19 @@ pub struct ServeArgs {
     /// Longest wait for in-flight messages at shutdown, in seconds.
     #[arg(long, value_name = "SECONDS")]
     drain_timeout: Option<u64>,
+    /// Build Rust sources uploaded as `rust_source`: `auto` (when a Rust toolchain with the
+    /// wasm32-wasip2 target is found), `on` (refuse to start without one) or `off`.
+    #[arg(
+        long,
+        env = "SLUICE_RUST_BUILDS",
+        value_name = "MODE",
+        default_value = "auto"
+    )]
+    rust_builds: RustBuilds,
+    /// Where Rust builds keep the SDK copy, the vendored crates and each tenant's target
+    /// directory [default: DATA_DIR/rust-builds].
+    #[arg(long, env = "SLUICE_RUST_BUILDS_DIR", value_name = "DIR")]
+    rust_builds_dir: Option<PathBuf>,
     /// Start with a demo tenant, the example codecs and a simulated device feed.
     #[arg(long)]
     demo: bool,
@@ -87,6 +100,17 @@ pub struct ServeConfig {
     nats: Option<NatsSettings>,
     #[serde(default)]
     isolation: IsolationSection,
+}
+
+/// Whether the service builds Rust sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RustBuilds {
+    /// When the machine has a Rust toolchain with the wasm32-wasip2 target.
+    Auto,
+    /// Always; the service does not start without a toolchain.
+    On,
+    /// Never: uploads of `rust_source` answer 501.
+    Off,
 }
 
 /// Where guest code runs.
@@ -280,6 +304,39 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tokio.block_on(serve(config, listen, &args))
 }
 
+/// The Rust builder in `dir`, sandboxed by this executable's `rust-build-sandbox`; `None`
+/// when builds are off, or unavailable in `auto` mode.
+async fn rust_builder(
+    mode: RustBuilds,
+    dir: &Path,
+) -> anyhow::Result<Option<std::sync::Arc<sluice_builder::RustBuilder>>> {
+    if mode == RustBuilds::Off {
+        return Ok(None);
+    }
+    let exe = std::env::current_exe().context("locating the sluice executable")?;
+    let config = sluice_builder::BuilderConfig::new(
+        dir,
+        vec![
+            exe.to_string_lossy().into_owned(),
+            crate::RUST_BUILD_SANDBOX.to_string(),
+        ],
+    );
+    let built = tokio::task::spawn_blocking(move || sluice_builder::RustBuilder::new(config))
+        .await
+        .context("preparing Rust builds")?;
+    match built {
+        Ok(builder) => {
+            tracing::info!(sysroot = %builder.sysroot().display(), "Rust sources are built here (rust_source)");
+            Ok(Some(std::sync::Arc::new(builder)))
+        }
+        Err(e) if mode == RustBuilds::Auto => {
+            tracing::warn!("Rust sources will not be built here: {e}");
+            Ok(None)
+        }
+        Err(e) => Err(e).context("--rust-builds on"),
+    }
+}
+
 async fn serve(
     config: ServeConfig,
     listen: SocketAddr,
@@ -357,7 +414,14 @@ async fn serve(
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let bound = listener.local_addr().context("reading the bound address")?;
-    let state = AppState::new(store.clone(), runtime).with_pipeline(pipeline.clone());
+    let mut state = AppState::new(store.clone(), runtime).with_pipeline(pipeline.clone());
+    let builds_dir = args
+        .rust_builds_dir
+        .clone()
+        .unwrap_or_else(|| data_dir.join("rust-builds"));
+    if let Some(builder) = rust_builder(args.rust_builds, &builds_dir).await? {
+        state = state.with_rust_builder(builder);
+    }
     let app = sluice_server::router(state);
     println!("sluice: listening on http://{bound}");
     println!("sluice: editor at http://{bound}/editor/");

@@ -129,7 +129,11 @@ impl Drop for Service {
 /// A blocking HTTP call with a bearer token; returns the status and the JSON body (or the
 /// text as a JSON string).
 pub fn http(method: &str, url: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value) {
-    let client = reqwest::blocking::Client::new();
+    // A tenant's first Rust build compiles the SDK's dependencies before the server answers.
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(900))
+        .build()
+        .expect("client");
     let mut request = client.request(method.parse().expect("method"), url);
     if let Some(token) = token {
         request = request.bearer_auth(token);

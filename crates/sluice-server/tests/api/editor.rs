@@ -246,3 +246,38 @@ async fn the_editor_is_served_without_a_token_and_only_from_this_server() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert!(body.contains("not-found"), "{body}");
 }
+
+#[tokio::test]
+async fn a_server_without_a_rust_builder_says_so() {
+    let h = Harness::new();
+    h.create_codec(&h.acme, "rs").await;
+    for uri in ["/v1/modules/rs/check", "/v1/modules/rs/versions"] {
+        let (status, body) = h
+            .json(
+                "POST",
+                uri,
+                &h.acme,
+                json!({ "rust_source": "fn main() {}" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{uri}: {body}");
+        assert_error(&body, "rust-builds-unavailable");
+        assert_eq!(body["error"]["field"], "rust_source", "{body}");
+    }
+    let (status, body) = h
+        .json(
+            "POST",
+            "/v1/modules/rs/check",
+            &h.acme,
+            json!({ "rust_source": "x", "js_source": "y" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("only one of"),
+        "{body}"
+    );
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sluice_brokers::{Mosquitto, MqttProbe, NatsProbe, NatsServer, QoS};
 use sluice_test_programs as tp;
-use support::{Service, create_tenant, eventually, http, upload_codec};
+use support::{Service, create_binding, create_tenant, eventually, http, upload_codec};
 
 /// The Cayenne LPP documentation frame with two temperatures.
 const FRAME: [u8; 8] = [0x03, 0x67, 0x01, 0x10, 0x05, 0x67, 0x00, 0xFF];
@@ -20,16 +20,6 @@ fn tokio() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio")
-}
-
-fn create_binding(service: &Service, token: &str, spec: Value) {
-    let (status, body) = http(
-        "POST",
-        &service.url("/v1/bindings"),
-        Some(token),
-        Some(&spec),
-    );
-    assert_eq!(status, 201, "{body}");
 }
 
 /// Publishes `FRAME` from device `warmup` until something arrives on the probe: the
@@ -84,7 +74,7 @@ fn mqtt_frames_come_out_decoded_in_every_format() {
     create_binding(
         &service,
         &token,
-        json!({ "name": "uplinks", "codec": "lpp",
+        &json!({ "name": "uplinks", "codec": "lpp",
                 "sources": [{ "type": "mqtt", "topic": "acme/devices/+/up", "port": 1 }],
                 "sinks": sinks }),
     );
@@ -161,7 +151,7 @@ fn a_failing_frame_is_dead_lettered_then_delivered_after_a_fix_and_a_replay() {
     create_binding(
         &service,
         &token,
-        json!({ "name": "uplinks", "codec": "lpp",
+        &json!({ "name": "uplinks", "codec": "lpp",
                 "sources": [{ "type": "mqtt", "topic": "acme/devices/+/up" }],
                 "sinks": [{ "type": "mqtt", "topic": "acme/out/{device}" }] }),
     );
@@ -241,7 +231,7 @@ fn sigkill_in_mid_stream_loses_no_message() {
     create_binding(
         &service,
         &token,
-        json!({ "name": "uplinks", "codec": "lpp",
+        &json!({ "name": "uplinks", "codec": "lpp",
                 "sources": [{ "type": "mqtt", "topic": "acme/devices/+/up" }],
                 "sinks": [{ "type": "mqtt", "topic": "acme/out/{device}" }] }),
     );
@@ -349,7 +339,7 @@ fn nats_subjects_in_and_out() {
     create_binding(
         &service,
         &token,
-        json!({ "name": "uplinks", "codec": "lpp",
+        &json!({ "name": "uplinks", "codec": "lpp",
                 "sources": [{ "type": "nats", "subject": "acme.up.*", "port": 1 }],
                 "sinks": [{ "type": "nats", "subject": "acme.decoded.{device}", "format": "senml" }] }),
     );
@@ -390,7 +380,7 @@ fn a_paused_binding_holds_its_messages_until_resumed_even_across_a_restart() {
     create_binding(
         &service,
         &token,
-        json!({ "name": "uplinks", "codec": "lpp",
+        &json!({ "name": "uplinks", "codec": "lpp",
                 "sources": [{ "type": "mqtt", "topic": "acme/devices/+/up" }],
                 "sinks": [{ "type": "mqtt", "topic": "acme/out/{device}" }] }),
     );

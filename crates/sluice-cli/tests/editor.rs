@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use sluice_brokers::{Mosquitto, MqttProbe, QoS};
-use support::{Service, create_tenant, http};
+use support::{Service, create_binding, create_tenant, http, upload_and_activate};
 
 const JS_LPP: &str = include_str!("../../../js/fixtures/cayenne-lpp.js");
 const VECTORS: &str = r#"vectors:
@@ -66,38 +66,21 @@ fn check_playwright(root: &Path) {
 /// `uplinks` from `acme/devices/+/up` to `acme/decoded/{device}`.
 fn set_up(service: &Service) -> String {
     let token = create_tenant(service, "acme");
-    let (status, body) = http(
-        "POST",
-        &service.url("/v1/modules"),
-        Some(&token),
-        Some(&json!({ "name": "lpp-js", "world": "codec" })),
+    upload_and_activate(
+        service,
+        &token,
+        "lpp-js",
+        &json!({ "js_source": JS_LPP, "vectors_yaml": VECTORS }),
     );
-    assert_eq!(status, 201, "{body}");
-    let (status, body) = http(
-        "POST",
-        &service.url("/v1/modules/lpp-js/versions"),
-        Some(&token),
-        Some(&json!({ "js_source": JS_LPP, "vectors_yaml": VECTORS })),
-    );
-    assert_eq!(status, 201, "{body}");
-    let (status, body) = http(
-        "POST",
-        &service.url("/v1/modules/lpp-js/versions/1/activate"),
-        Some(&token),
-        None,
-    );
-    assert_eq!(status, 200, "{body}");
-    let (status, body) = http(
-        "POST",
-        &service.url("/v1/bindings"),
-        Some(&token),
-        Some(&json!({
+    create_binding(
+        service,
+        &token,
+        &json!({
             "name": "uplinks", "codec": "lpp-js",
             "sources": [{ "type": "mqtt", "topic": "acme/devices/+/up", "port": 1 }],
             "sinks": [{ "type": "mqtt", "topic": "acme/decoded/{device}", "format": "json" }]
-        })),
+        }),
     );
-    assert_eq!(status, 201, "{body}");
     token
 }
 

@@ -11,10 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use serde_json::json;
 use sluice_test_programs as tp;
-use support::{Service, create_tenant, http};
+use support::{Service, create_binding, create_tenant, http, upload_codec};
 
 fn tenant_with_binding(
     service: &Service,
@@ -23,37 +22,13 @@ fn tenant_with_binding(
     policy: serde_json::Value,
 ) -> String {
     let token = create_tenant(service, tenant);
-    let (status, _) = http(
-        "POST",
-        &service.url("/v1/modules"),
-        Some(&token),
-        Some(&json!({ "name": "codec", "world": "codec" })),
+    upload_codec(service, &token, "codec", bytes);
+    create_binding(
+        service,
+        &token,
+        &json!({ "name": "b", "codec": "codec", "policy": policy,
+                 "sinks": [{ "type": "file", "path": "out.jsonl" }] }),
     );
-    assert_eq!(status, 201);
-    let (status, body) = http(
-        "POST",
-        &service.url("/v1/modules/codec/versions"),
-        Some(&token),
-        Some(
-            &json!({ "component_base64": base64::engine::general_purpose::STANDARD.encode(bytes) }),
-        ),
-    );
-    assert_eq!(status, 201, "{body}");
-    let (status, _) = http(
-        "POST",
-        &service.url("/v1/modules/codec/versions/1/activate"),
-        Some(&token),
-        None,
-    );
-    assert_eq!(status, 200);
-    let (status, body) = http(
-        "POST",
-        &service.url("/v1/bindings"),
-        Some(&token),
-        Some(&json!({ "name": "b", "codec": "codec", "policy": policy,
-                      "sinks": [{ "type": "file", "path": "out.jsonl" }] })),
-    );
-    assert_eq!(status, 201, "{body}");
     token
 }
 

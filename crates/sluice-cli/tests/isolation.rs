@@ -6,45 +6,18 @@ mod support;
 
 use std::time::Duration;
 
-use base64::Engine as _;
 use serde_json::{Value, json};
 use sluice_test_programs as tp;
-use support::{Service, create_tenant, http};
+use support::{Service, create_binding, create_tenant, http, upload_codec};
 
 fn tenant(service: &Service, id: &str) -> String {
     let token = create_tenant(service, id);
-    let (status, _) = http(
-        "POST",
-        &service.url("/v1/modules"),
-        Some(&token),
-        Some(&json!({ "name": "lpp", "world": "codec" })),
+    upload_codec(service, &token, "lpp", tp::CAYENNE_LPP_BYTES);
+    create_binding(
+        service,
+        &token,
+        &json!({ "name": "b", "codec": "lpp", "sinks": [{ "type": "file", "path": "out.jsonl" }] }),
     );
-    assert_eq!(status, 201);
-    let (status, body) = http(
-        "POST",
-        &service.url("/v1/modules/lpp/versions"),
-        Some(&token),
-        Some(
-            &json!({ "component_base64": base64::engine::general_purpose::STANDARD.encode(tp::CAYENNE_LPP_BYTES) }),
-        ),
-    );
-    assert_eq!(status, 201, "{body}");
-    let (status, _) = http(
-        "POST",
-        &service.url("/v1/modules/lpp/versions/1/activate"),
-        Some(&token),
-        None,
-    );
-    assert_eq!(status, 200);
-    let (status, body) = http(
-        "POST",
-        &service.url("/v1/bindings"),
-        Some(&token),
-        Some(
-            &json!({ "name": "b", "codec": "lpp", "sinks": [{ "type": "file", "path": "out.jsonl" }] }),
-        ),
-    );
-    assert_eq!(status, 201, "{body}");
     token
 }
 

@@ -188,6 +188,19 @@ pub fn create_tenant(service: &Service, id: &str) -> String {
 /// returns the version.
 pub fn upload_codec(service: &Service, token: &str, name: &str, bytes: &[u8]) -> u64 {
     use base64::Engine as _;
+    let component = base64::engine::general_purpose::STANDARD.encode(bytes);
+    upload_and_activate(
+        service,
+        token,
+        name,
+        &serde_json::json!({ "component_base64": component }),
+    )
+}
+
+/// Uploads `upload` (the members of `POST /v1/modules/{name}/versions`: a component or a
+/// source, vectors...) as the next version of codec `name` (created if needed), activates it
+/// and returns the version.
+pub fn upload_and_activate(service: &Service, token: &str, name: &str, upload: &Value) -> u64 {
     let (status, _) = http(
         "POST",
         &service.url("/v1/modules"),
@@ -199,9 +212,7 @@ pub fn upload_codec(service: &Service, token: &str, name: &str, bytes: &[u8]) ->
         "POST",
         &service.url(&format!("/v1/modules/{name}/versions")),
         Some(token),
-        Some(&serde_json::json!({
-            "component_base64": base64::engine::general_purpose::STANDARD.encode(bytes)
-        })),
+        Some(upload),
     );
     // 201 for a new version; 200 when these exact bytes are already a version.
     assert!(status == 201 || status == 200, "{status}: {body}");
@@ -214,4 +225,15 @@ pub fn upload_codec(service: &Service, token: &str, name: &str, bytes: &[u8]) ->
     );
     assert_eq!(status, 200, "{body}");
     version
+}
+
+/// Creates a binding from `spec` (the body of `POST /v1/bindings`).
+pub fn create_binding(service: &Service, token: &str, spec: &Value) {
+    let (status, body) = http(
+        "POST",
+        &service.url("/v1/bindings"),
+        Some(token),
+        Some(spec),
+    );
+    assert_eq!(status, 201, "{body}");
 }

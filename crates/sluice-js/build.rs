@@ -7,9 +7,7 @@
 //! by the outer build.
 
 use std::env;
-use std::ffi::OsString;
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -19,30 +17,6 @@ const TARGET: &str = "wasm32-unknown-unknown";
 /// C compiler and archiver for QuickJS (Debian packages `clang-14` and `llvm-14`).
 const CC: &str = "clang-14";
 const AR: &str = "llvm-ar-14";
-
-/// Variables of the outer build that would leak its configuration (host flags, wrappers,
-/// target dir, target, C toolchain) into the nested one. `CARGO_MAKEFLAGS` stays: it shares
-/// the jobserver.
-const LEAKY_ENV: &[&str] = &[
-    "RUSTFLAGS",
-    "CARGO_ENCODED_RUSTFLAGS",
-    "CARGO_BUILD_RUSTFLAGS",
-    "RUSTC_WRAPPER",
-    "RUSTC_WORKSPACE_WRAPPER",
-    "CARGO_BUILD_RUSTC_WRAPPER",
-    "CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER",
-    "CARGO_TARGET_DIR",
-    "CARGO_BUILD_TARGET_DIR",
-    "CARGO_BUILD_BUILD_DIR",
-    "CARGO_BUILD_TARGET",
-    "CC",
-    "AR",
-    "CFLAGS",
-    "TARGET_CC",
-    "TARGET_AR",
-    "TARGET_CFLAGS",
-    "WASI_SDK",
-];
 
 fn main() {
     let manifest_dir = PathBuf::from(env_var("CARGO_MANIFEST_DIR"));
@@ -61,7 +35,7 @@ fn main() {
     watch(&engine.join("src"));
 
     check_tools();
-    let target_dir = nested_target_dir(&out_dir);
+    let target_dir = sluice_nested_cargo::target_dir(&out_dir, "js-engine");
     build_engine(&engine, &target_dir);
 
     let artifact = target_dir
@@ -78,18 +52,11 @@ fn main() {
 
 /// Fails with instructions when the wasm target or the C toolchain is missing.
 fn check_tools() {
-    let rustc = env::var_os("RUSTC").unwrap_or_else(|| OsString::from("rustc"));
-    let output = Command::new(&rustc)
-        .args(["--print", "target-libdir", "--target", TARGET])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", rustc.to_string_lossy()));
-    let libdir = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    if !output.status.success() || !Path::new(&libdir).is_dir() {
-        panic!(
-            "the Rust target `{TARGET}` is not installed, and the JavaScript engine needs it.\n\
-             Install it with:\n\n    rustup target add {TARGET}\n"
-        );
-    }
+    sluice_nested_cargo::require_target(
+        TARGET,
+        "the JavaScript engine",
+        &format!("rustup target add {TARGET}"),
+    );
     for tool in [CC, AR] {
         if Command::new(tool).arg("--version").output().is_err() {
             panic!(
@@ -100,50 +67,23 @@ fn check_tools() {
     }
 }
 
-/// The nested build's target dir: `js-engine` inside the outer target dir (the ancestor of
-/// `OUT_DIR` that cargo tagged with `CACHEDIR.TAG`), else inside `OUT_DIR`.
-fn nested_target_dir(out_dir: &Path) -> PathBuf {
-    out_dir
-        .ancestors()
-        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
-        .unwrap_or(out_dir)
-        .join("js-engine")
-}
-
 /// Builds the engine in release mode. Panics (failing the outer build) when it does not
 /// compile.
 fn build_engine(engine: &Path, target_dir: &Path) {
     let target_var = TARGET.replace('-', "_");
-    let mut cargo = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cargo
-        .arg("build")
-        .arg("--release")
-        .arg("--locked")
-        .args(["--target", TARGET])
-        .arg("--manifest-path")
-        .arg(engine.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(target_dir);
-    for var in LEAKY_ENV {
-        cargo.env_remove(var);
-    }
+    let mut cargo =
+        sluice_nested_cargo::cargo_build(&engine.join("Cargo.toml"), TARGET, target_dir);
     // rquickjs-sys would download wasi-sdk for WASI targets; this target needs none, and the
-    // variable keeps it from ever trying.
+    // variables keep it from ever trying.
     cargo
+        .arg("--locked")
+        .env_remove("WASI_SDK")
         .env("RQUICKJS_SYS_NO_WASI_SDK", "1")
         .env(format!("CC_{target_var}"), CC)
         .env(format!("AR_{target_var}"), AR);
-    // The outer cargo reads a build script's stdout as directives: keep the nested cargo's
-    // output on stderr, where a failure shows it.
-    cargo.stdout(io::stderr());
-    let status = cargo
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run cargo to build the JavaScript engine: {e}"));
-    assert!(
-        status.success(),
-        "building the JavaScript engine ({}) for {TARGET} failed ({status}); the compiler output \
-         is above",
-        engine.display()
+    sluice_nested_cargo::run(
+        cargo,
+        &format!("the JavaScript engine ({}) for {TARGET}", engine.display()),
     );
 }
 

@@ -6,12 +6,9 @@
 
 use std::collections::BTreeSet;
 use std::env;
-use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The target guests are components for.
 const COMPONENT_TARGET: &str = "wasm32-wasip2";
@@ -21,22 +18,6 @@ const CORE_TARGET: &str = "wasm32-unknown-unknown";
 const CORE_MODULE_PROGRAMS: &[&str] = &["tp-core-module"];
 /// Where the tests that must use every test program live.
 const TESTS_DIR: &str = "crates/sluice-runtime/tests";
-
-/// Variables of the outer build that would leak its configuration (host flags, wrappers,
-/// target dir, target) into the nested one. `CARGO_MAKEFLAGS` stays: it shares the jobserver.
-const LEAKY_ENV: &[&str] = &[
-    "RUSTFLAGS",
-    "CARGO_ENCODED_RUSTFLAGS",
-    "CARGO_BUILD_RUSTFLAGS",
-    "RUSTC_WRAPPER",
-    "RUSTC_WORKSPACE_WRAPPER",
-    "CARGO_BUILD_RUSTC_WRAPPER",
-    "CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER",
-    "CARGO_TARGET_DIR",
-    "CARGO_BUILD_TARGET_DIR",
-    "CARGO_BUILD_BUILD_DIR",
-    "CARGO_BUILD_TARGET",
-];
 
 /// One crate of a guest workspace.
 struct Program {
@@ -75,7 +56,7 @@ fn main() {
         .expect("the crate lives at <root>/crates/sluice-test-programs")
         .to_path_buf();
     let out_dir = PathBuf::from(env_var("OUT_DIR"));
-    let target_dir = guest_target_dir(&out_dir);
+    let target_dir = sluice_nested_cargo::target_dir(&out_dir, "guests");
 
     watch(&manifest_dir.join("build.rs"));
     watch(&root.join("wit"));
@@ -110,16 +91,6 @@ fn main() {
 
     warn_untested(&root, &test_program_names);
     write_consts(&out_dir.join("programs.rs"), &all, &root, &target_dir);
-}
-
-/// The nested build's target dir: `guests` inside the outer target dir (the ancestor of
-/// `OUT_DIR` that cargo tagged with `CACHEDIR.TAG`), else inside `OUT_DIR`.
-fn guest_target_dir(out_dir: &Path) -> PathBuf {
-    out_dir
-        .ancestors()
-        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
-        .unwrap_or(out_dir)
-        .join("guests")
 }
 
 /// The programs of the guest workspace at `workspace`: every direct subdirectory whose
@@ -190,21 +161,13 @@ fn package_field(manifest: &str, key: &str) -> Option<String> {
 
 /// Fails with instructions when a needed wasm target's standard library is not installed.
 fn check_targets_installed(programs: &[Program]) {
-    let rustc = env::var_os("RUSTC").unwrap_or_else(|| OsString::from("rustc"));
     let targets: BTreeSet<&str> = programs.iter().map(|p| p.target).collect();
     for target in targets {
-        let output = Command::new(&rustc)
-            .args(["--print", "target-libdir", "--target", target])
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", rustc.to_string_lossy()));
-        let libdir = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-        if !output.status.success() || !Path::new(&libdir).is_dir() {
-            panic!(
-                "the Rust target `{target}` is not installed, and the guest test programs need \
-                 it.\nInstall the wasm targets with:\n\n    \
-                 rustup target add {COMPONENT_TARGET} {CORE_TARGET}\n"
-            );
-        }
+        sluice_nested_cargo::require_target(
+            target,
+            "the guest test programs",
+            &format!("rustup target add {COMPONENT_TARGET} {CORE_TARGET}"),
+        );
     }
 }
 
@@ -213,32 +176,14 @@ fn check_targets_installed(programs: &[Program]) {
 fn build_workspace(workspace: &Path, programs: &[Program], target_dir: &Path) {
     let targets: BTreeSet<&str> = programs.iter().map(|p| p.target).collect();
     for target in targets {
-        let mut cargo = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-        cargo
-            .arg("build")
-            .arg("--release")
-            .args(["--target", target])
-            .arg("--manifest-path")
-            .arg(workspace.join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(target_dir);
+        let mut cargo =
+            sluice_nested_cargo::cargo_build(&workspace.join("Cargo.toml"), target, target_dir);
         for program in programs.iter().filter(|p| p.target == target) {
             cargo.args(["--package", &program.name]);
         }
-        for var in LEAKY_ENV {
-            cargo.env_remove(var);
-        }
-        // The outer cargo reads a build script's stdout as directives: keep the nested
-        // cargo's output on stderr, where a failure shows it.
-        cargo.stdout(io::stderr());
-        let status = cargo
-            .status()
-            .unwrap_or_else(|e| panic!("cannot run cargo to build the guests: {e}"));
-        assert!(
-            status.success(),
-            "building the guests of {} for {target} failed ({status}); the compiler output is \
-             above",
-            workspace.display()
+        sluice_nested_cargo::run(
+            cargo,
+            &format!("the guests of {} for {target}", workspace.display()),
         );
         for program in programs.iter().filter(|p| p.target == target) {
             let artifact = program.artifact(target_dir);

@@ -499,24 +499,15 @@ async fn start_service(url: &str, run_id: &str) -> Service {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path().join("sluice.db")).expect("store opens");
     store.create_tenant(TENANT, "Benchmark").expect("tenant");
+    let policy = ModulePolicy::default();
     store
-        .create_module(TENANT, "lpp", World::Codec)
-        .expect("codec module");
-    let upload = store
-        .add_version(
+        .deploy(
             TENANT,
             "lpp",
-            NewVersion {
-                component: sluice_test_programs::CAYENNE_LPP_BYTES,
-                policy: &ModulePolicy::default(),
-                test_vectors_yaml: None,
-                source: None,
-            },
+            World::Codec,
+            NewVersion::new(sluice_test_programs::CAYENNE_LPP_BYTES, &policy),
         )
-        .expect("codec version");
-    store
-        .activate(TENANT, "lpp", upload.version.version)
-        .expect("codec activated");
+        .expect("codec deployed");
     store
         .create_binding(
             TENANT,

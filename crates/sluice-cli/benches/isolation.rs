@@ -102,24 +102,15 @@ fn registry(dir: &std::path::Path) -> Store {
         ),
     ] {
         store.create_tenant(tenant, tenant).expect("tenant");
+        let default_policy = ModulePolicy::default();
         store
-            .create_module(tenant, "codec", World::Codec)
-            .expect("module");
-        let added = store
-            .add_version(
+            .deploy(
                 tenant,
                 "codec",
-                NewVersion {
-                    component: &bytes,
-                    policy: &ModulePolicy::default(),
-                    test_vectors_yaml: None,
-                    source: None,
-                },
+                World::Codec,
+                NewVersion::new(&bytes, &default_policy),
             )
-            .expect("version");
-        store
-            .activate(tenant, "codec", added.version.version)
-            .expect("activate");
+            .expect("codec deployed");
         store
             .create_binding(
                 tenant,

@@ -107,6 +107,18 @@ pub struct NewVersion<'a> {
     pub source: Option<Source<'a>>,
 }
 
+impl<'a> NewVersion<'a> {
+    /// A component under `policy`, with no vectors and no source.
+    pub fn new(component: &'a [u8], policy: &'a ModulePolicy) -> Self {
+        Self {
+            component,
+            policy,
+            test_vectors_yaml: None,
+            source: None,
+        }
+    }
+}
+
 /// The result of [`Store::add_version`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Upload {
@@ -527,6 +539,39 @@ impl Store {
                 .during("listing module versions")?;
             raws.into_iter().map(|raw| raw.decode(module)).collect()
         })
+    }
+
+    /// Makes `new` the live version of module `module` of `tenant`: creates the module (of
+    /// `world`) unless it exists, adds the version (or finds the identical one) and activates
+    /// it. Three steps, not one transaction: a failure can leave the module created. A module
+    /// of another world is an error.
+    pub fn deploy(
+        &self,
+        tenant: &str,
+        module: &str,
+        world: World,
+        new: NewVersion<'_>,
+    ) -> Result<Upload, StoreError> {
+        match self.create_module(tenant, module, world) {
+            Ok(_) => {}
+            Err(StoreError::Conflict { .. }) => {
+                let existing = self.get_module(tenant, module)?;
+                if let Some(found) = existing.filter(|m| m.world != world) {
+                    return Err(StoreError::Invalid {
+                        field: "module world",
+                        problem: format!(
+                            "module `{module}` is a {}, not a {}",
+                            world_str(found.world),
+                            world_str(world)
+                        ),
+                    });
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        let upload = self.add_version(tenant, module, new)?;
+        self.activate(tenant, module, upload.version.version)?;
+        Ok(upload)
     }
 
     /// Makes `version` the active version of module `module` of `tenant` and records it in

@@ -73,25 +73,14 @@ pub fn setup(store: &Store, data_dir: &Path, with_mqtt: bool) -> anyhow::Result<
         Err(e) => return Err(e).context("creating the demo tenant"),
     }
     for module in MODULES {
-        match store.create_module(TENANT, module.name, module.world) {
-            Ok(_) | Err(StoreError::Conflict { .. }) => {}
-            Err(e) => return Err(e).with_context(|| format!("creating module {}", module.name)),
-        }
-        let upload = store
-            .add_version(
-                TENANT,
-                module.name,
-                NewVersion {
-                    component: module.bytes,
-                    policy: &ModulePolicy::default(),
-                    test_vectors_yaml: Some(module.vectors),
-                    source: None,
-                },
-            )
-            .with_context(|| format!("uploading module {}", module.name))?;
+        let policy = ModulePolicy::default();
+        let version = NewVersion {
+            test_vectors_yaml: Some(module.vectors),
+            ..NewVersion::new(module.bytes, &policy)
+        };
         store
-            .activate(TENANT, module.name, upload.version.version)
-            .with_context(|| format!("activating module {}", module.name))?;
+            .deploy(TENANT, module.name, module.world, version)
+            .with_context(|| format!("deploying module {}", module.name))?;
     }
     setup_js_codec(store)?;
     let mqtt_source = |topic: &str| {
@@ -166,29 +155,24 @@ pub fn setup(store: &Store, data_dir: &Path, with_mqtt: bool) -> anyhow::Result<
 /// Builds and activates the JavaScript codec, unless a version of it exists already (the
 /// build takes a few seconds).
 fn setup_js_codec(store: &Store) -> anyhow::Result<()> {
-    match store.create_module(TENANT, JS_CODEC, World::Codec) {
-        Ok(_) | Err(StoreError::Conflict { .. }) => {}
-        Err(e) => return Err(e).context("creating the demo's JavaScript codec"),
-    }
-    if !store.list_versions(TENANT, JS_CODEC)?.is_empty() {
+    let exists = store.get_module(TENANT, JS_CODEC)?.is_some();
+    if exists && !store.list_versions(TENANT, JS_CODEC)?.is_empty() {
         return Ok(());
     }
     let component =
         sluice_js::build_js_codec(JS_SOURCE).context("building the demo's JavaScript codec")?;
-    let upload = store.add_version(
-        TENANT,
-        JS_CODEC,
-        NewVersion {
-            component: &component,
-            policy: &ModulePolicy::default(),
-            test_vectors_yaml: Some(JS_VECTORS),
-            source: Some(Source {
-                language: SourceLanguage::JavaScript,
-                text: JS_SOURCE,
-            }),
-        },
-    )?;
-    store.activate(TENANT, JS_CODEC, upload.version.version)?;
+    let policy = ModulePolicy::default();
+    let version = NewVersion {
+        test_vectors_yaml: Some(JS_VECTORS),
+        source: Some(Source {
+            language: SourceLanguage::JavaScript,
+            text: JS_SOURCE,
+        }),
+        ..NewVersion::new(&component, &policy)
+    };
+    store
+        .deploy(TENANT, JS_CODEC, World::Codec, version)
+        .context("deploying the demo's JavaScript codec")?;
     Ok(())
 }
 

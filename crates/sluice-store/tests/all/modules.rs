@@ -122,6 +122,37 @@ fn a_version_built_from_source_keeps_its_source() {
     );
 }
 
+#[test]
+fn deploy_creates_adds_and_activates_and_refuses_another_world() {
+    let store = store_with_tenants();
+    let policy = ModulePolicy::default();
+    let first = store
+        .deploy("acme", "lpp", World::Codec, new_version(b"one", &policy))
+        .expect("deploy creates the module");
+    assert_eq!(first.version.version, 1);
+    let second = store
+        .deploy("acme", "lpp", World::Codec, new_version(b"two", &policy))
+        .expect("deploy to an existing module");
+    assert_eq!(second.version.version, 2);
+    let module = store
+        .get_module("acme", "lpp")
+        .expect("get")
+        .expect("module");
+    assert_eq!(module.active_version, Some(2));
+    let again = store
+        .deploy("acme", "lpp", World::Codec, new_version(b"two", &policy))
+        .expect("the same bytes again");
+    assert!(!again.created);
+    match store.deploy("acme", "lpp", World::Router, new_version(b"three", &policy)) {
+        Err(StoreError::Invalid { field, problem }) => {
+            assert_eq!(field, "module world");
+            assert!(problem.contains("is a codec"), "{problem}");
+        }
+        other => panic!("expected a world mismatch, got {other:?}"),
+    }
+    assert_eq!(store.list_versions("acme", "lpp").expect("list").len(), 2);
+}
+
 fn hex_sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))

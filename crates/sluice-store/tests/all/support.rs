@@ -56,12 +56,7 @@ pub fn module_with_version(store: &Store, tenant: &str, name: &str, world: World
 }
 
 pub fn new_version<'a>(bytes: &'a [u8], policy: &'a ModulePolicy) -> NewVersion<'a> {
-    NewVersion {
-        component: bytes,
-        policy,
-        test_vectors_yaml: None,
-        source: None,
-    }
+    NewVersion::new(bytes, policy)
 }
 
 pub fn binding_spec(name: &str, codec: &str, router: Option<&str>) -> BindingSpec {

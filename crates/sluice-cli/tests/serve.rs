@@ -454,4 +454,24 @@ fn the_service_builds_rust_sources_in_its_sandbox() {
     );
     assert_eq!(version["source_language"], "rust", "{version}");
     assert_eq!(version["source"], json!(source));
+
+    // `sluice deploy --source` sends a project's lib.rs and vectors; the server builds them.
+    let project = dir.path().join("thermo");
+    std::fs::create_dir_all(project.join("src")).expect("project");
+    std::fs::write(
+        project.join("sluice.toml"),
+        "[module]\nname = \"thermo\"\nworld = \"codec\"\n",
+    )
+    .expect("manifest");
+    std::fs::write(project.join("src/lib.rs"), &source).expect("lib.rs");
+    std::fs::write(project.join("vectors.yaml"), &vectors).expect("vectors");
+    let project_arg = project.to_str().expect("utf-8 path");
+    let (code, out, err) = cli(&service, &token, &["deploy", project_arg, "--source"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("thermo version 1 is live"), "{out}");
+    std::fs::write(project.join("src/lib.rs"), &broken).expect("broken lib.rs");
+    let (code, _, err) = cli(&service, &token, &["deploy", project_arg, "--source"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot find value `ten`"), "{err}");
+    assert!(err.contains("src/lib.rs:"), "rustc's excerpt: {err}");
 }

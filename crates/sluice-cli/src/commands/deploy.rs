@@ -24,6 +24,8 @@ Examples:
   sluice deploy lpp.js                       a JavaScript codec: the server builds it
   sluice deploy lpp.js --module lpp-js --vectors lpp.vectors.yaml
   sluice deploy codec.wasm --no-activate     upload a component, keep the live version
+  sluice deploy --source                     send src/lib.rs: the server builds it (and keeps
+                                             the source for its web editor)
 
 The module (default: sluice.toml's name, else the file's name) is created when the tenant
 has none of that name. The test vectors (default: vectors.yaml next to the code, when there is
@@ -49,6 +51,10 @@ pub struct DeployArgs {
     /// Upload the version without making it live.
     #[arg(long)]
     no_activate: bool,
+    /// For a project: send its `src/lib.rs` for the server to build, instead of building
+    /// here.
+    #[arg(long)]
+    source: bool,
 }
 
 /// What is uploaded.
@@ -123,6 +129,15 @@ fn prepare(args: &DeployArgs) -> anyhow::Result<Upload> {
             .filter(|d| !d.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
     };
+    if path.is_dir() && args.source {
+        return source_upload(args, path);
+    }
+    if args.source {
+        bail!(
+            "--source takes a project directory (with sluice.toml and src/lib.rs), not {}",
+            path.display()
+        );
+    }
     if path.is_dir() {
         let built = build::build(path)?;
         println!("Built {}", display_path(&built.wasm).display());
@@ -171,6 +186,29 @@ fn prepare(args: &DeployArgs) -> anyhow::Result<Upload> {
     })
 }
 
+/// A project's `src/lib.rs`, its world and policy from `sluice.toml`, for the server to build.
+fn source_upload(args: &DeployArgs, dir: &Path) -> anyhow::Result<Upload> {
+    let Some((manifest, manifest_path)) = Manifest::load_in(dir)? else {
+        bail!(
+            "{} has no sluice.toml: --source needs it for the module's name and world",
+            dir.display()
+        );
+    };
+    let lib = dir.join("src/lib.rs");
+    let source =
+        std::fs::read_to_string(&lib).with_context(|| format!("cannot read {}", lib.display()))?;
+    tracing::debug!(manifest = %manifest_path.display(), "sending the source");
+    Ok(Upload {
+        name: args.module.clone().unwrap_or(manifest.module.name),
+        world: manifest.module.world,
+        code: json!({
+            "rust_source": source,
+            "policy": serde_json::to_value(&manifest.policy).context("encoding the policy")?,
+        }),
+        dir: dir.to_path_buf(),
+    })
+}
+
 fn component_body(bytes: &[u8], policy: &ModulePolicy) -> anyhow::Result<Value> {
     Ok(json!({
         "component_base64": base64::engine::general_purpose::STANDARD.encode(bytes),
@@ -212,6 +250,18 @@ fn upload_error(path: &Path, status: u16, answer: &Value) -> anyhow::Error {
     let code = answer["error"]["code"].as_str().unwrap_or("");
     let message = answer["error"]["message"].as_str().unwrap_or("");
     match code {
+        "rust-compile-error" => {
+            let mut text = format!("{message}:");
+            for d in answer["diagnostics"].as_array().into_iter().flatten() {
+                if d["level"] == "error" {
+                    text.push_str(&format!(
+                        "\n\n{}",
+                        d["rendered"].as_str().unwrap_or("").trim_end()
+                    ));
+                }
+            }
+            anyhow::anyhow!(text)
+        }
         "js-syntax-error" => {
             let detail = message.split_once(": ").map_or(message, |(_, m)| m);
             anyhow::anyhow!(

@@ -2,9 +2,13 @@
 //
 // Evaluated once, before the customer's script, with two native functions: `nativeLog(level,
 // line)` (the `log` import) and `nativeRandom()` (a generator seeded from each message). It
-// installs `console` and `Math.random`, and returns the object the engine calls per message.
-// Every result is a plain object: `{json}` for a document, `{port, bytes}` for a frame, or
-// `{kind, message}` for a refusal; nothing thrown by the customer's code escapes.
+// installs `console` and `Math.random`, and returns the object whose `decode` and `encode` the
+// engine calls per message. A document is its JSON string (`{json}` in the odd case that
+// `JSON.stringify` gives no string); everything else is a plain object: `{port, bytes}` for a
+// frame, `{kind, message}` for a refusal. Nothing thrown by the customer's code escapes.
+//
+// `decode` runs for every message, so it does no work it can skip: an absent `warnings` or
+// `errors` costs no array and no iterator.
 (function (nativeLog, nativeRandom) {
   "use strict";
 
@@ -111,11 +115,14 @@
     return value;
   }
 
+  // The document's JSON text (or `{json}` when `toJSON` makes it something else, which the
+  // engine then refuses), or a refusal.
   function document(data, entry) {
     if (data === null || typeof data !== "object" || isArray(data)) {
       return refuse("internal", `${entry} must return an object as data, got ${typeName(data)}`);
     }
-    return { json: stringify(data, replacer) };
+    const json = stringify(data, replacer);
+    return typeof json === "string" ? json : { json };
   }
 
   function isThenable(value) {
@@ -168,15 +175,25 @@
       try {
         if (decodeUplink) {
           const result = decodeUplink({ bytes, fPort, recvTime: new Date(receivedAtMs) });
-          if (isThenable(result)) {
-            return refuse("internal", "decodeUplink returned a Promise; asynchronous codecs are not supported");
-          }
+          // `isThenable`, inlined (one call less per message); a non-object is never thenable,
+          // so checking it first changes nothing.
           if (result === null || typeof result !== "object") {
             return refuse("internal", `decodeUplink must return {data, warnings, errors}, got ${typeName(result)}`);
           }
-          for (const warning of messages(result.warnings)) nativeLog(WARN, `warning: ${warning}`);
-          const errors = messages(result.errors);
-          if (errors.length > 0) return refuse("invalid-input", errors.join("; "));
+          if (typeof result.then === "function") {
+            return refuse("internal", "decodeUplink returned a Promise; asynchronous codecs are not supported");
+          }
+          // Usually absent or `[]`: then there is nothing to map or iterate. (Inlined: a call
+          // costs more than the check.)
+          const warnings = result.warnings;
+          if (warnings !== undefined && warnings !== null && !(isArray(warnings) && warnings.length === 0)) {
+            for (const warning of messages(warnings)) nativeLog(WARN, `warning: ${warning}`);
+          }
+          const errorList = result.errors;
+          if (errorList !== undefined && errorList !== null && !(isArray(errorList) && errorList.length === 0)) {
+            const errors = messages(errorList);
+            if (errors.length > 0) return refuse("invalid-input", errors.join("; "));
+          }
           return document(result.data, entry);
         }
         if (legacyDecoder) return document(legacyDecoder(bytes, fPort), entry);

@@ -14,7 +14,7 @@
 use std::cell::{Cell, RefCell};
 
 use rquickjs::context::EvalOptions;
-use rquickjs::{Context, Ctx, Function, Object, Persistent, Runtime, Value};
+use rquickjs::{Context, Ctx, FromJs, Function, Object, Persistent, Runtime, Value, qjs};
 
 #[allow(missing_docs, unsafe_code, clippy::all)]
 mod bindings {
@@ -38,12 +38,21 @@ const BRIDGE: &str = include_str!("bridge.js");
 /// the 1 MiB shadow stack is used up.
 const MAX_JS_STACK_BYTES: usize = 256 * 1024;
 
-/// The evaluated script: the QuickJS runtime, its context and the bridge object.
+/// The evaluated script: the QuickJS runtime, its context and the bridge's two entry points
+/// (looked up once, not per message).
 struct Engine {
     // Keeps the runtime alive as long as the context.
     _runtime: Runtime,
     context: Context,
-    bridge: Persistent<Object<'static>>,
+    decode: Persistent<Function<'static>>,
+    encode: Persistent<Function<'static>>,
+}
+
+/// One of the bridge's entry points.
+#[derive(Clone, Copy)]
+enum Entry {
+    Decode,
+    Encode,
 }
 
 thread_local! {
@@ -117,7 +126,7 @@ fn init(source: &str) -> Result<(), InitFailure> {
     let runtime = Runtime::new().map_err(engine_error)?;
     runtime.set_max_stack_size(MAX_JS_STACK_BYTES);
     let context = Context::full(&runtime).map_err(engine_error)?;
-    let bridge = context.with(|ctx| -> Result<Persistent<Object<'static>>, InitFailure> {
+    let (decode, encode) = context.with(|ctx| -> Result<_, InitFailure> {
         let make_bridge: Function = ctx
             .eval(BRIDGE)
             .map_err(|e| InitFailure::engine(format!("bridge: {}", exception_text(&ctx, e))))?;
@@ -149,13 +158,19 @@ fn init(source: &str) -> Result<(), InitFailure> {
                     .into(),
             });
         }
-        Ok(Persistent::save(&ctx, bridge))
+        let decode: Function = bridge.get("decode").map_err(engine_error)?;
+        let encode: Function = bridge.get("encode").map_err(engine_error)?;
+        Ok((
+            Persistent::save(&ctx, decode),
+            Persistent::save(&ctx, encode),
+        ))
     })?;
     ENGINE.with(|engine| {
         *engine.borrow_mut() = Some(Engine {
             _runtime: runtime,
             context,
-            bridge,
+            decode,
+            encode,
         });
     });
     Ok(())
@@ -276,11 +291,12 @@ fn kind_of(kind: &str) -> CodecErrorKind {
     }
 }
 
-/// Runs `f` with the context and the bridge; an engine that was never initialised, or an
-/// exception that escaped the bridge (out of memory, stack exhausted inside it), is an
-/// internal codec error.
+/// Runs `f` with the context and the bridge's `entry` function; an engine that was never
+/// initialised, or an exception that escaped the bridge (out of memory, stack exhausted inside
+/// it), is an internal codec error.
 fn with_bridge<T>(
-    f: impl for<'js> FnOnce(&Ctx<'js>, Object<'js>) -> rquickjs::Result<Result<T, CodecError>>,
+    entry: Entry,
+    f: impl for<'js> FnOnce(&Ctx<'js>, Function<'js>) -> rquickjs::Result<Result<T, CodecError>>,
 ) -> Result<T, CodecError> {
     ENGINE.with(|engine| {
         let engine = engine.borrow();
@@ -290,12 +306,16 @@ fn with_bridge<T>(
                 "the JavaScript engine was not initialised with a script",
             ));
         };
+        let function = match entry {
+            Entry::Decode => &engine.decode,
+            Entry::Encode => &engine.encode,
+        };
         engine.context.with(|ctx| {
-            let bridge =
-                engine.bridge.clone().restore(&ctx).map_err(|e| {
-                    error(CodecErrorKind::Internal, format!("JavaScript engine: {e}"))
-                })?;
-            match f(&ctx, bridge) {
+            let function = function
+                .clone()
+                .restore(&ctx)
+                .map_err(|e| error(CodecErrorKind::Internal, format!("JavaScript engine: {e}")))?;
+            match f(&ctx, function) {
                 Ok(result) => result,
                 Err(e) => Err(error(
                     CodecErrorKind::Internal,
@@ -304,6 +324,30 @@ fn with_bridge<T>(
             }
         })
     })
+}
+
+/// `bytes` as a plain JavaScript array of numbers, created in one step (`JS_NewArrayFrom`)
+/// instead of one property write per byte.
+fn byte_array<'js>(ctx: &Ctx<'js>, bytes: &[u8]) -> rquickjs::Result<Value<'js>> {
+    let values: Vec<qjs::JSValue> = bytes
+        .iter()
+        .map(|&byte| qjs::JS_MKVAL(qjs::JS_TAG_INT, i32::from(byte)))
+        .collect();
+    let count =
+        i32::try_from(values.len()).map_err(|_| rquickjs::Error::new_into_js("bytes", "array"))?;
+    // SAFETY: `ctx` is a live context and `values` holds `count` integer values, which own
+    // nothing; JS_NewArrayFrom copies them into the new array (and frees them, a no-op for
+    // integers, when it fails).
+    let array = unsafe { qjs::JS_NewArrayFrom(ctx.as_raw().as_ptr(), count, values.as_ptr()) };
+    // SAFETY: reads the value's tag only.
+    if unsafe { qjs::JS_IsException(array) } {
+        // Out of memory: the exception is pending in the context, where `exception_text`
+        // finds it.
+        return Err(rquickjs::Error::Exception);
+    }
+    // SAFETY: `array` is a new value of this context that nothing else owns; the `Value`
+    // takes it over (and frees it when dropped).
+    Ok(unsafe { Value::from_raw(ctx.clone(), array) })
 }
 
 /// A refusal the bridge returned (`{kind, message}`), if it is one.
@@ -330,9 +374,18 @@ impl bindings::Guest for JsCodec {
             received_at_ms,
             ..
         } = message;
-        with_bridge(move |_ctx, bridge| {
-            let decode: Function = bridge.get("decode")?;
-            let result: Object = decode.call((payload, port, received_at_ms as f64))?;
+        with_bridge(Entry::Decode, move |ctx, decode| {
+            let bytes = byte_array(ctx, &payload)?;
+            let result: Value = decode.call((bytes, port, received_at_ms as f64))?;
+            // The document's JSON, or an object: a refusal (or `{json}` when the JSON is not
+            // a string).
+            if let Some(json) = result.as_string() {
+                return Ok(Ok(Document {
+                    format: DocumentFormat::Json,
+                    bytes: json.to_string()?.into_bytes(),
+                }));
+            }
+            let result = Object::from_js(ctx, result)?;
             if let Some(refused) = refusal(&result)? {
                 return Ok(Err(refused));
             }
@@ -359,8 +412,7 @@ impl bindings::Guest for JsCodec {
             ));
         };
         let port = message.port;
-        with_bridge(move |_ctx, bridge| {
-            let encode: Function = bridge.get("encode")?;
+        with_bridge(Entry::Encode, move |_ctx, encode| {
             let result: Object = encode.call((json, port))?;
             if let Some(refused) = refusal(&result)? {
                 return Ok(Err(refused));

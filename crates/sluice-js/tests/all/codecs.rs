@@ -2,11 +2,11 @@
 //! ES2015 DataView codec, and the host API as JavaScript sees it.
 
 use serde_json::json;
-use sluice_runtime::LogLevel;
-use sluice_types::{CodecErrorKind, Document, Downlink, GuestFailure};
+use sluice_runtime::{InstanceEnv, LogLevel};
+use sluice_types::{CodecErrorKind, Document, Downlink, GuestFailure, ModulePolicy, ModuleRef};
 use sluice_vectors::{VectorFile, VectorKind, json_eq};
 
-use crate::{hex, instance, json, load_with, uplink};
+use crate::{hex, instance, json, load_with, runtime, uplink};
 
 fn lpp_vectors() -> VectorFile {
     let path = concat!(
@@ -233,4 +233,112 @@ fn a_script_without_an_encoder_refuses_downlinks_as_unsupported() {
             .expect_err("no encoder"),
     );
     assert_eq!(error.kind, CodecErrorKind::Unsupported);
+}
+
+/// One shape of `decodeUplink`'s result per fPort: every case of the compatibility rules
+/// (docs/js.md) that the bridge handles on its own.
+const RESULT_SHAPES: &str = r#"
+function decodeUplink(input) {
+  switch (input.fPort) {
+    case 1: return { data: { a: undefined, b: [undefined, 1], big: 10n, huge: 2n ** 70n }, warnings: [], errors: [] };
+    case 2: return { data: { n: input.bytes.length }, warnings: ["low battery", 2], errors: null };
+    case 3: return { data: {}, warnings: "one", errors: "only error" };
+    case 4: return (async function () { return { data: {} }; })();
+    case 5: return 5;
+    case 6: return { data: [1] };
+    case 7: return { then: 1, data: { thenIsData: true } };
+    default: return {};
+  }
+}
+"#;
+
+#[test]
+fn decode_uplink_result_shapes_follow_the_compatibility_rules() {
+    let component = sluice_js::build_js_codec(RESULT_SHAPES).expect("builds");
+    let mut codec = runtime()
+        .load(
+            ModuleRef::new("result-shapes", "1"),
+            &component,
+            ModulePolicy::default(),
+        )
+        .expect("loads")
+        .instantiate(InstanceEnv::default());
+    let logs = |out: &sluice_runtime::CallOutcome<Document>| -> Vec<(LogLevel, String)> {
+        out.report
+            .logs
+            .iter()
+            .map(|l| (l.level, l.message.clone()))
+            .collect()
+    };
+
+    // `undefined` becomes null, a BigInt a number or its decimal string; empty lists log nothing.
+    let out = codec.decode(&uplink(1, &[1, 2]));
+    assert!(logs(&out).is_empty(), "{:?}", out.report.logs);
+    let document = json(&out.result.expect("decodes"));
+    assert!(
+        json_eq(
+            &document,
+            &json!({"a": null, "b": [null, 1], "big": 10, "huge": "1180591620717411303424"})
+        ),
+        "{document}"
+    );
+
+    // Each warning is a `warn` line; `errors: null` is no error.
+    let out = codec.decode(&uplink(2, &[1, 2]));
+    assert_eq!(
+        logs(&out),
+        [
+            (LogLevel::Warn, "warning: low battery".to_string()),
+            (LogLevel::Warn, "warning: 2".to_string()),
+        ]
+    );
+    assert_eq!(json(&out.result.expect("decodes")), json!({"n": 2}));
+
+    // A single value is one message.
+    let out = codec.decode(&uplink(3, &[1]));
+    assert_eq!(logs(&out), [(LogLevel::Warn, "warning: one".to_string())]);
+    let error = codec_error(out.result.expect_err("errors"));
+    assert_eq!(
+        (error.kind, error.message.as_str()),
+        (CodecErrorKind::InvalidInput, "only error")
+    );
+
+    for (port, message) in [
+        (
+            4,
+            "decodeUplink returned a Promise; asynchronous codecs are not supported",
+        ),
+        (
+            5,
+            "decodeUplink must return {data, warnings, errors}, got number",
+        ),
+        (
+            6,
+            "decodeUplink must return an object as data, got an array",
+        ),
+        (
+            8,
+            "decodeUplink must return an object as data, got undefined",
+        ),
+    ] {
+        let error = codec_error(
+            codec
+                .decode(&uplink(port, &[1]))
+                .result
+                .expect_err("refused"),
+        );
+        assert_eq!(
+            (error.kind, error.message.as_str()),
+            (CodecErrorKind::Internal, message),
+            "port {port}"
+        );
+    }
+
+    // A `then` that is not a function does not make the result a Promise.
+    let out = codec.decode(&uplink(7, &[1]));
+    assert_eq!(
+        json(&out.result.expect("decodes")),
+        json!({"thenIsData": true})
+    );
+    assert_eq!(codec.instantiations(), 1, "refusals keep the instance");
 }

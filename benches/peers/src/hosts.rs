@@ -57,6 +57,11 @@ pub trait Host {
     fn compiles(&self) -> bool {
         true
     }
+    /// Whether the contender can run `workload` at all (JavaScript components are codecs
+    /// only); a workload it cannot run is shown as n/a.
+    fn supports(&self, _workload: &Workload) -> bool {
+        true
+    }
     /// What an instance is: `Kept` instances hold state between messages, `PerMessage` ones
     /// build everything for every message (cold start and per-instance memory do not apply),
     /// `Process` is a worker process.
@@ -573,6 +578,100 @@ impl Instance for SluiceInstance {
                 .result
                 .map(Output::Document)
                 .map_err(|e| anyhow!("{e}")),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sluice, JavaScript codec: the QuickJS contenders' script, built into a component by sluice-js.
+
+/// The JavaScript port (the same file the QuickJS contenders run) built into a `sluice:codec`
+/// component by `sluice_js::build_js_codec`, run by the runtime with its defaults exactly as
+/// the Rust component is: one instance reused across messages, or (`fresh`) a fresh instance
+/// from the snapshot for every message. Codecs only: `sluice-js` builds no routers.
+pub struct SluiceJs {
+    runtime: Runtime,
+    fresh: bool,
+    /// The component of each codec script, built once when the contender starts (a build is
+    /// per script version, like a compile, and is not part of the load figure).
+    built: BTreeMap<&'static str, Vec<u8>>,
+    loaded: BTreeMap<&'static str, (sluice_runtime::Module, usize)>,
+}
+
+impl SluiceJs {
+    /// Builds the component of every JavaScript codec; a runtime with `max_instances` pool
+    /// slots and no disk cache (every load compiles), as [`SluiceInProcess`].
+    pub fn new(fresh: bool, max_instances: u32) -> Result<Self> {
+        let mut built = BTreeMap::new();
+        for example in [Example::CayenneLpp, Example::Bitpacked] {
+            let component = sluice_js::build_js_codec(script(example))
+                .with_context(|| format!("building the JavaScript {}", example.name()))?;
+            built.insert(example.name(), component);
+        }
+        let runtime = Runtime::new(RuntimeConfig {
+            max_instances,
+            cache_dir: None,
+            ..RuntimeConfig::default()
+        })?;
+        Ok(Self {
+            runtime,
+            fresh,
+            built,
+            loaded: BTreeMap::new(),
+        })
+    }
+}
+
+impl Host for SluiceJs {
+    fn name(&self) -> &'static str {
+        if self.fresh {
+            "Sluice, JavaScript codec, fresh instance per message"
+        } else {
+            "Sluice, JavaScript codec, reused instance"
+        }
+    }
+    fn load(&mut self, workload: &Workload) -> Result<()> {
+        let bytes = self
+            .built
+            .get(workload.example.name())
+            .with_context(|| format!("no JavaScript component for {}", workload.name))?;
+        let tenant = if self.fresh {
+            "bench-js-fresh"
+        } else {
+            "bench-js"
+        };
+        let module = self.runtime.load(
+            ModuleRef::new(workload.example.name(), tenant),
+            bytes,
+            ModulePolicy {
+                fresh_instance_per_call: self.fresh,
+                ..ModulePolicy::default()
+            },
+        )?;
+        self.loaded
+            .insert(workload.example.name(), (module, bytes.len()));
+        Ok(())
+    }
+    fn instance(&self, workload: &Workload) -> Result<Box<dyn Instance>> {
+        let (module, _) = self
+            .loaded
+            .get(workload.example.name())
+            .context("module not loaded")?;
+        Ok(Box::new(SluiceInstance(
+            module.instantiate(InstanceEnv::default()),
+        )))
+    }
+    fn artifact_bytes(&self, workload: &Workload) -> Option<usize> {
+        self.loaded.get(workload.example.name()).map(|(_, n)| *n)
+    }
+    fn supports(&self, workload: &Workload) -> bool {
+        !workload.example.is_router()
+    }
+    fn kind(&self) -> Kind {
+        if self.fresh {
+            Kind::PerMessage
+        } else {
+            Kind::Kept
         }
     }
 }

@@ -11,8 +11,8 @@ use sluice_benches::Measurement;
 pub struct Row {
     /// The contender.
     pub contender: &'static str,
-    /// The measurement.
-    pub measurement: Measurement,
+    /// The measurement; `None` when the contender cannot run the workload (n/a).
+    pub measurement: Option<Measurement>,
 }
 
 /// Everything one workload gave.
@@ -24,9 +24,18 @@ pub struct WorkloadResult {
 }
 
 impl WorkloadResult {
-    /// The row of `contender`.
-    pub fn row(&self, contender: &str) -> Option<&Row> {
-        self.rows.iter().find(|r| r.contender == contender)
+    /// The measurement of `contender`, if it ran this workload.
+    pub fn measured(&self, contender: &str) -> Option<&Measurement> {
+        self.rows
+            .iter()
+            .find(|r| r.contender == contender)
+            .and_then(|r| r.measurement.as_ref())
+    }
+
+    /// p99.9 ÷ p50 of `contender`, if it ran this workload.
+    pub fn tail(&self, contender: &str) -> Option<f64> {
+        self.measured(contender)
+            .map(|m| m.p999.as_secs_f64() / m.p50.as_secs_f64().max(1e-12))
     }
 }
 
@@ -78,14 +87,25 @@ pub fn grouped(n: f64) -> String {
 pub fn throughput_tables(results: &[WorkloadResult]) -> String {
     let mut out = String::new();
     for result in results {
-        let native = result.rows.first().map(|r| r.measurement.per_second);
+        let native = result
+            .rows
+            .first()
+            .and_then(|r| r.measurement.as_ref())
+            .map(|m| m.per_second);
         let _ = writeln!(out, "### {}\n", result.name);
         out.push_str(
             "| contender | msgs/s | p50 µs | p99 µs | p99.9 µs | p99.9/p50 | × native time | calls |\n\
              |---|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         for row in &result.rows {
-            let m = &row.measurement;
+            let Some(m) = &row.measurement else {
+                let _ = writeln!(
+                    out,
+                    "| {} | n/a | n/a | n/a | n/a | n/a | n/a | — |",
+                    row.contender
+                );
+                continue;
+            };
             let _ = writeln!(
                 out,
                 "| {} | {} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {} |",
@@ -138,12 +158,14 @@ pub fn startup_table(rows: &[StartupRow], reference: &str) -> String {
 }
 
 /// Colours of the contenders, in row order.
-const COLOURS: [RGBColor; 8] = [
+const COLOURS: [RGBColor; 10] = [
     RGBColor(90, 90, 90),
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(214, 39, 40),
     RGBColor(240, 160, 160),
+    RGBColor(23, 190, 207),
+    RGBColor(158, 218, 229),
     RGBColor(44, 160, 44),
     RGBColor(152, 223, 138),
     RGBColor(148, 103, 189),
@@ -160,7 +182,8 @@ pub fn svg_chart(results: &[WorkloadResult]) -> Result<String> {
     let height = 120 + (total * 18.0) as u32 + 22 * contenders.len() as u32;
     let max = results
         .iter()
-        .flat_map(|r| r.rows.iter().map(|row| row.measurement.per_second))
+        .flat_map(|r| r.rows.iter().filter_map(|row| row.measurement.as_ref()))
+        .map(|m| m.per_second)
         .fold(1.0f64, f64::max);
     let x_max = 10f64.powf(max.log10().ceil());
     let mut svg = String::new();
@@ -200,7 +223,17 @@ pub fn svg_chart(results: &[WorkloadResult]) -> Result<String> {
             for (i, row) in result.rows.iter().enumerate() {
                 let y = top + 1.2 + i as f64;
                 let colour = COLOURS[i % COLOURS.len()];
-                let value = row.measurement.per_second.max(1_000.0);
+                let Some(measurement) = &row.measurement else {
+                    chart
+                        .draw_series(std::iter::once(Text::new(
+                            "n/a",
+                            (1_050.0, y + 0.05),
+                            ("sans-serif", 14),
+                        )))
+                        .map_err(|e| anyhow!("{e:?}"))?;
+                    continue;
+                };
+                let value = measurement.per_second.max(1_000.0);
                 chart
                     .draw_series(std::iter::once(Rectangle::new(
                         [(1_000.0, y), (value, y + 0.8)],
@@ -209,7 +242,7 @@ pub fn svg_chart(results: &[WorkloadResult]) -> Result<String> {
                     .map_err(|e| anyhow!("{e:?}"))?;
                 chart
                     .draw_series(std::iter::once(Text::new(
-                        grouped(row.measurement.per_second),
+                        grouped(measurement.per_second),
                         (value * 1.05, y + 0.05),
                         ("sans-serif", 14),
                     )))

@@ -494,16 +494,42 @@ fn component_path(example: Example) -> &'static str {
 
 /// Sluice in process: the runtime with its defaults (fuel, deadline, memory and output limits,
 /// host-checked documents), one instance reused across messages, or (`fresh`) a fresh
-/// instance for every message.
+/// instance for every message. The component is the Rust example's, or (`javascript`) the
+/// JavaScript port the QuickJS contenders run, built by `sluice_js::build_js_codec` (a fresh
+/// instance then starts from the snapshot; codecs only, `sluice-js` builds no routers).
 pub struct SluiceInProcess {
     runtime: Runtime,
     fresh: bool,
+    /// The JavaScript codecs' components, built once when the contender starts (a build is
+    /// per script version, like a compile, and is not part of the load figure); `None` for
+    /// the Rust components.
+    javascript: Option<BTreeMap<&'static str, Vec<u8>>>,
     loaded: BTreeMap<&'static str, (sluice_runtime::Module, usize)>,
 }
 
 impl SluiceInProcess {
-    /// A runtime with `max_instances` pool slots and no disk cache (every load compiles).
+    /// The Rust components; a runtime with `max_instances` pool slots and no disk cache (every
+    /// load compiles).
     pub fn new(fresh: bool, max_instances: u32) -> Result<Self> {
+        Self::with_components(fresh, max_instances, None)
+    }
+
+    /// The JavaScript codecs, built now, on the same runtime settings as [`Self::new`].
+    pub fn javascript(fresh: bool, max_instances: u32) -> Result<Self> {
+        let mut built = BTreeMap::new();
+        for example in [Example::CayenneLpp, Example::Bitpacked] {
+            let component = sluice_js::build_js_codec(script(example))
+                .with_context(|| format!("building the JavaScript {}", example.name()))?;
+            built.insert(example.name(), component);
+        }
+        Self::with_components(fresh, max_instances, Some(built))
+    }
+
+    fn with_components(
+        fresh: bool,
+        max_instances: u32,
+        javascript: Option<BTreeMap<&'static str, Vec<u8>>>,
+    ) -> Result<Self> {
         let runtime = Runtime::new(RuntimeConfig {
             max_instances,
             cache_dir: None,
@@ -512,6 +538,7 @@ impl SluiceInProcess {
         Ok(Self {
             runtime,
             fresh,
+            javascript,
             loaded: BTreeMap::new(),
         })
     }
@@ -521,15 +548,27 @@ struct SluiceInstance(sluice_runtime::Instance);
 
 impl Host for SluiceInProcess {
     fn name(&self) -> &'static str {
-        if self.fresh {
-            "Sluice in process, fresh instance per message"
-        } else {
-            "Sluice in process, reused instance"
+        match (self.javascript.is_some(), self.fresh) {
+            (false, false) => "Sluice in process, reused instance",
+            (false, true) => "Sluice in process, fresh instance per message",
+            (true, false) => "Sluice, JavaScript codec, reused instance",
+            (true, true) => "Sluice, JavaScript codec, fresh instance per message",
         }
     }
     fn load(&mut self, workload: &Workload) -> Result<()> {
-        let bytes = read(component_path(workload.example))?;
-        let tenant = if self.fresh { "bench-fresh" } else { "bench" };
+        let bytes: std::borrow::Cow<'_, [u8]> = match &self.javascript {
+            None => read(component_path(workload.example))?.into(),
+            Some(built) => built
+                .get(workload.example.name())
+                .with_context(|| format!("no JavaScript component for {}", workload.name))?
+                .into(),
+        };
+        let tenant = match (self.javascript.is_some(), self.fresh) {
+            (false, false) => "bench",
+            (false, true) => "bench-fresh",
+            (true, false) => "bench-js",
+            (true, true) => "bench-js-fresh",
+        };
         let module = self.runtime.load(
             ModuleRef::new(workload.example.name(), tenant),
             &bytes,
@@ -553,6 +592,9 @@ impl Host for SluiceInProcess {
     }
     fn artifact_bytes(&self, workload: &Workload) -> Option<usize> {
         self.loaded.get(workload.example.name()).map(|(_, n)| *n)
+    }
+    fn supports(&self, workload: &Workload) -> bool {
+        self.javascript.is_none() || !workload.example.is_router()
     }
     fn kind(&self) -> Kind {
         if self.fresh {
@@ -578,100 +620,6 @@ impl Instance for SluiceInstance {
                 .result
                 .map(Output::Document)
                 .map_err(|e| anyhow!("{e}")),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Sluice, JavaScript codec: the QuickJS contenders' script, built into a component by sluice-js.
-
-/// The JavaScript port (the same file the QuickJS contenders run) built into a `sluice:codec`
-/// component by `sluice_js::build_js_codec`, run by the runtime with its defaults exactly as
-/// the Rust component is: one instance reused across messages, or (`fresh`) a fresh instance
-/// from the snapshot for every message. Codecs only: `sluice-js` builds no routers.
-pub struct SluiceJs {
-    runtime: Runtime,
-    fresh: bool,
-    /// The component of each codec script, built once when the contender starts (a build is
-    /// per script version, like a compile, and is not part of the load figure).
-    built: BTreeMap<&'static str, Vec<u8>>,
-    loaded: BTreeMap<&'static str, (sluice_runtime::Module, usize)>,
-}
-
-impl SluiceJs {
-    /// Builds the component of every JavaScript codec; a runtime with `max_instances` pool
-    /// slots and no disk cache (every load compiles), as [`SluiceInProcess`].
-    pub fn new(fresh: bool, max_instances: u32) -> Result<Self> {
-        let mut built = BTreeMap::new();
-        for example in [Example::CayenneLpp, Example::Bitpacked] {
-            let component = sluice_js::build_js_codec(script(example))
-                .with_context(|| format!("building the JavaScript {}", example.name()))?;
-            built.insert(example.name(), component);
-        }
-        let runtime = Runtime::new(RuntimeConfig {
-            max_instances,
-            cache_dir: None,
-            ..RuntimeConfig::default()
-        })?;
-        Ok(Self {
-            runtime,
-            fresh,
-            built,
-            loaded: BTreeMap::new(),
-        })
-    }
-}
-
-impl Host for SluiceJs {
-    fn name(&self) -> &'static str {
-        if self.fresh {
-            "Sluice, JavaScript codec, fresh instance per message"
-        } else {
-            "Sluice, JavaScript codec, reused instance"
-        }
-    }
-    fn load(&mut self, workload: &Workload) -> Result<()> {
-        let bytes = self
-            .built
-            .get(workload.example.name())
-            .with_context(|| format!("no JavaScript component for {}", workload.name))?;
-        let tenant = if self.fresh {
-            "bench-js-fresh"
-        } else {
-            "bench-js"
-        };
-        let module = self.runtime.load(
-            ModuleRef::new(workload.example.name(), tenant),
-            bytes,
-            ModulePolicy {
-                fresh_instance_per_call: self.fresh,
-                ..ModulePolicy::default()
-            },
-        )?;
-        self.loaded
-            .insert(workload.example.name(), (module, bytes.len()));
-        Ok(())
-    }
-    fn instance(&self, workload: &Workload) -> Result<Box<dyn Instance>> {
-        let (module, _) = self
-            .loaded
-            .get(workload.example.name())
-            .context("module not loaded")?;
-        Ok(Box::new(SluiceInstance(
-            module.instantiate(InstanceEnv::default()),
-        )))
-    }
-    fn artifact_bytes(&self, workload: &Workload) -> Option<usize> {
-        self.loaded.get(workload.example.name()).map(|(_, n)| *n)
-    }
-    fn supports(&self, workload: &Workload) -> bool {
-        !workload.example.is_router()
-    }
-    fn kind(&self) -> Kind {
-        if self.fresh {
-            Kind::PerMessage
-        } else {
-            Kind::Kept
         }
     }
 }

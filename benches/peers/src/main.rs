@@ -29,9 +29,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use hdrhistogram::Histogram;
 
-use hosts::{
-    Extism, Host, Kind, Native, QuickJs, RawWasmtime, SluiceInProcess, SluiceJs, SluiceWorker,
-};
+use hosts::{Extism, Host, Kind, Native, QuickJs, RawWasmtime, SluiceInProcess, SluiceWorker};
 use report::{Row, StartupRow, WorkloadResult};
 use workloads::{Workload, same_json};
 
@@ -62,8 +60,8 @@ fn in_process_host(index: usize) -> Result<Box<dyn Host>> {
         2 => Box::new(Extism::default()),
         3 => Box::new(QuickJs { per_message: true }),
         4 => Box::new(QuickJs { per_message: false }),
-        5 => Box::new(SluiceJs::new(false, MAX_INSTANCES)?),
-        6 => Box::new(SluiceJs::new(true, MAX_INSTANCES)?),
+        5 => Box::new(SluiceInProcess::javascript(false, MAX_INSTANCES)?),
+        6 => Box::new(SluiceInProcess::javascript(true, MAX_INSTANCES)?),
         7 => Box::new(SluiceInProcess::new(false, MAX_INSTANCES)?),
         8 => Box::new(SluiceInProcess::new(true, MAX_INSTANCES)?),
         _ => bail!("no in-process contender {index}"),

@@ -328,14 +328,7 @@ pub async fn check(
     let tried = body
         .try_decode
         .as_ref()
-        .map(|t| {
-            let payload = parse_payload(
-                t.payload_hex.as_deref(),
-                t.payload_base64.as_deref(),
-                "try.",
-            )?;
-            Ok::<_, ApiError>((payload, t.port, t.device_id.clone()))
-        })
+        .map(|t| t.uplink("try."))
         .transpose()?;
     blocking(move || {
         let code = Code {
@@ -354,13 +347,8 @@ pub async fn check(
         let passed = vectors.iter().filter(|r| r.passed).count();
         let tried = match tried {
             None => None,
-            Some((payload, port, device_id)) => {
+            Some(uplink) => {
                 let mut instance = prepared.loaded.instantiate(InstanceEnv::default());
-                let uplink = Uplink::new(
-                    device_id.unwrap_or_else(|| "api".to_string()),
-                    port,
-                    payload,
-                );
                 let outcome = instance.decode(&uplink);
                 let mut result = match outcome.result {
                     Ok(document) => json!({ "document": document }),
@@ -431,12 +419,16 @@ pub struct DecodeRequest {
 }
 
 impl DecodeRequest {
-    fn payload(&self) -> Result<Vec<u8>, ApiError> {
-        parse_payload(
+    /// The uplink to decode (device `api` unless named); `at` prefixes the field names in
+    /// errors (`try.`).
+    fn uplink(&self, at: &str) -> Result<Uplink, ApiError> {
+        let payload = parse_payload(
             self.payload_hex.as_deref(),
             self.payload_base64.as_deref(),
-            "",
-        )
+            at,
+        )?;
+        let device = self.device_id.clone().unwrap_or_else(|| "api".to_string());
+        Ok(Uplink::new(device, self.port, payload))
     }
 }
 
@@ -484,7 +476,7 @@ pub async fn decode(
     Path(name): Path<String>,
     ApiJson(body): ApiJson<DecodeRequest>,
 ) -> Result<Json<Decoded>, ApiError> {
-    let payload = body.payload()?;
+    let uplink = body.uplink("")?;
     blocking(move || {
         let Some(active) = state.store.get_active_version(&caller.tenant, &name)? else {
             return Err(match state.store.get_module(&caller.tenant, &name)? {
@@ -506,11 +498,6 @@ pub async fn decode(
             )
             .map_err(|f| ApiError::internal(format!("the stored version no longer loads: {f}")))?;
         let mut instance = module.instantiate(InstanceEnv::default());
-        let uplink = Uplink::new(
-            body.device_id.unwrap_or_else(|| "api".to_string()),
-            body.port,
-            payload,
-        );
         let outcome = instance.decode(&uplink);
         match outcome.result {
             Ok(document) => Ok(Json(Decoded {

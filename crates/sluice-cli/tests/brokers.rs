@@ -63,7 +63,18 @@ fn serve_with_mqtt(data: &Path, broker: &Mosquitto, client_id: &str) -> Service 
 fn mqtt_frames_come_out_decoded_in_every_format() {
     let broker = Mosquitto::start().expect("mosquitto");
     let dir = tempfile::tempdir().expect("tempdir");
-    let service = serve_with_mqtt(&dir.path().join("data"), &broker, "formats");
+    // A drain timeout far beyond the test's wait: a stop that waited for it would fail.
+    let mut service = Service::start(
+        &dir.path().join("data"),
+        &[
+            "--mqtt",
+            &broker.url(),
+            "--mqtt-client-id",
+            "formats",
+            "--drain-timeout",
+            "600",
+        ],
+    );
     let token = create_tenant(&service, "acme");
     upload_codec(&service, &token, "lpp", tp::CAYENNE_LPP_BYTES);
     let formats = ["json", "cbor", "msgpack", "senml", "influx"];
@@ -139,6 +150,21 @@ fn mqtt_frames_come_out_decoded_in_every_format() {
             other => panic!("unexpected topic {other}"),
         }
     }
+
+    // A graceful stop ends once every message is settled and acknowledged, with the MQTT
+    // subscriber letting go of the binding's queue when intake stops.
+    service.signal("TERM");
+    assert_eq!(
+        service.wait(Duration::from_secs(60)),
+        Some(0),
+        "{}",
+        service.stderr()
+    );
+    assert!(
+        !service.stderr().contains("not every message was settled"),
+        "{}",
+        service.stderr()
+    );
 }
 
 #[test]

@@ -193,7 +193,7 @@ pub(crate) struct Inner {
     mqtt: Mutex<Option<MqttSettings>>,
     subscribers: tokio::sync::Mutex<BTreeMap<BindingKey, MqttSubscriber>>,
     nats: Mutex<Option<(NatsPublisher, mpsc::Sender<NatsMessage>)>>,
-    recent: Mutex<BTreeMap<BindingKey, VecDeque<Tapped>>>,
+    recent: Mutex<BTreeMap<BindingKey, Arc<Recent>>>,
     /// Tenant-wide throttle budgets, shared by the tenant's binding workers.
     tenant_throttles: Mutex<BTreeMap<String, TenantThrottle>>,
     handle: tokio::runtime::Handle,
@@ -271,21 +271,40 @@ impl Inner {
         self.next_slot.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// The live-view ring of a binding (kept across its workers).
+    fn recent_ring(&self, key: &BindingKey) -> Arc<Recent> {
+        match self.recent.lock() {
+            Ok(mut recent) => recent.entry(key.clone()).or_default().clone(),
+            Err(_) => Arc::default(),
+        }
+    }
+}
+
+/// A binding's last settled messages, oldest first.
+type Recent = Mutex<VecDeque<Tapped>>;
+
+/// What a binding's worker and its deliveries share: the binding's metric series and its
+/// live-view ring, both resolved once when the worker starts.
+pub(crate) struct BindingHandles {
+    series: metrics::BindingSeries,
+    recent: Arc<Recent>,
+}
+
+impl BindingHandles {
+    /// Keeps the settled message for the live view.
     fn tap(&self, envelope: &Envelope, outcome: &Outcome) {
-        if let Ok(mut recent) = self.recent.lock() {
-            let ring = recent
-                .entry((envelope.tenant.clone(), envelope.binding.clone()))
-                .or_default();
+        let tapped = Tapped {
+            device_id: envelope.uplink.device_id.clone(),
+            port: envelope.uplink.port,
+            received_at_ms: envelope.uplink.received_at_ms,
+            outcome: outcome.clone(),
+            document: envelope.decoded.clone(),
+        };
+        if let Ok(mut ring) = self.recent.lock() {
             if ring.len() == RECENT_PER_BINDING {
                 ring.pop_front();
             }
-            ring.push_back(Tapped {
-                device_id: envelope.uplink.device_id.clone(),
-                port: envelope.uplink.port,
-                received_at_ms: envelope.uplink.received_at_ms,
-                outcome: outcome.clone(),
-                document: envelope.decoded.clone(),
-            });
+            ring.push_back(tapped);
         }
     }
 }
@@ -487,6 +506,10 @@ impl Pipeline {
         let in_flight = Arc::new(Semaphore::new(self.inner.config.max_in_flight.max(1)));
         let control = Arc::new(control::Control::default());
         let (deliveries, delivery_queue) = mpsc::unbounded_channel();
+        let handles = Arc::new(BindingHandles {
+            series: self.inner.metrics.binding(&key.0, &key.1),
+            recent: self.inner.recent_ring(key),
+        });
         self.inner
             .handle
             .spawn(worker::delivery_loop(delivery_queue));
@@ -497,6 +520,7 @@ impl Pipeline {
             in_flight.clone(),
             deliveries,
             control.clone(),
+            handles,
         );
         let handle = std::thread::Builder::new()
             .name(format!("sluice-{}", key.1))
@@ -665,8 +689,10 @@ impl Pipeline {
             .recent
             .lock()
             .ok()
-            .and_then(|r| {
-                r.get(&(tenant.to_string(), binding.to_string()))
+            .and_then(|r| r.get(&(tenant.to_string(), binding.to_string())).cloned())
+            .and_then(|ring| {
+                ring.lock()
+                    .ok()
                     .map(|ring| ring.iter().map(Tapped::view).collect())
             })
             .unwrap_or_default()
@@ -758,12 +784,23 @@ impl Pipeline {
         }
         for (key, filters) in wanted {
             if !subscribers.contains_key(&key) {
+                let queue = self
+                    .inner
+                    .slots
+                    .read()
+                    .ok()
+                    .and_then(|slots| slots.get(&key).map(|slot| slot.queue.clone()));
+                let Some(queue) = queue else {
+                    tracing::error!(tenant = %key.0, binding = %key.1, "the binding has no worker; its MQTT sources are not read");
+                    continue;
+                };
                 let mut per_binding = settings.clone();
                 per_binding.client_id = format!("{}-{}-{}", settings.client_id, key.0, key.1);
-                let (tx, rx) = mpsc::channel(self.inner.config.queue_capacity.max(1));
-                match MqttSubscriber::start(&per_binding, tx) {
+                // Messages go from the subscriber's connection straight into the binding's
+                // queue: a full queue stops the connection reading.
+                let intake = mqtt_intake(self.inner.clone(), key.clone());
+                match MqttSubscriber::start_with(&per_binding, queue, intake) {
                     Ok(subscriber) => {
-                        tokio::spawn(mqtt_dispatch(self.clone(), key.clone(), rx));
                         subscribers.insert(key.clone(), subscriber);
                     }
                     Err(e) => {
@@ -877,30 +914,31 @@ fn identified(result: Result<(String, u16), String>) -> (String, u16, Option<Str
     }
 }
 
-async fn mqtt_dispatch(
-    pipeline: Pipeline,
+/// Turns the MQTT messages of `key`'s subscriber into the binding's envelopes. A message on
+/// a topic the binding no longer takes is acknowledged and left.
+fn mqtt_intake(
+    inner: Arc<Inner>,
     key: BindingKey,
-    mut messages: mpsc::Receiver<MqttMessage>,
-) {
-    while let Some(message) = messages.recv().await {
-        let route: Option<MqttSourceSpec> = pipeline.inner.routes.read().ok().and_then(|r| {
-            r.mqtt
+) -> impl FnMut(MqttMessage) -> Option<Envelope> + Send + 'static {
+    move |message| {
+        let identified = inner.routes.read().ok().and_then(|routes| {
+            routes
+                .mqtt
                 .iter()
                 .find(|route| {
                     route.tenant == key.0
                         && route.binding == key.1
                         && filter_matches(&route.spec.topic, &message.topic)
                 })
-                .map(|route| route.spec.clone())
+                .map(|route| identified(route.spec.identify(&message.topic)))
         });
-        let Some(spec) = route else {
+        let Some((device, port, refused)) = identified else {
             tracing::debug!(topic = %message.topic, "the binding no longer takes this topic; acknowledged");
             if let Some(ack) = message.ack {
                 ack.ack();
             }
-            continue;
+            return None;
         };
-        let (device, port, refused) = identified(spec.identify(&message.topic));
         let uplink = uplink_from(
             device,
             port,
@@ -913,9 +951,7 @@ async fn mqtt_dispatch(
         };
         let mut envelope = Envelope::new(key.0.clone(), key.1.clone(), uplink, ack);
         envelope.refused = refused;
-        if let Err(e) = pipeline.submit(envelope).await {
-            tracing::warn!(topic = %message.topic, error = %e, "message not queued; it stays unacknowledged");
-        }
+        Some(envelope)
     }
 }
 

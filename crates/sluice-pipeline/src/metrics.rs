@@ -73,6 +73,40 @@ fn latency_histogram() -> Histogram {
     ))
 }
 
+/// One binding's series (handles that share their values with the registry's).
+#[derive(Debug, Clone)]
+pub(crate) struct BindingSeries {
+    pub(crate) delivered: Counter,
+    pub(crate) dropped: Counter,
+    pub(crate) dead_lettered: Counter,
+    pub(crate) latency: Histogram,
+    pub(crate) sink_retries: Counter,
+    pub(crate) queue_depth: Gauge,
+    pub(crate) in_flight: Gauge,
+    pub(crate) throttled_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    pub(crate) restarts: Counter,
+    pub(crate) quarantined: Gauge,
+}
+
+impl BindingSeries {
+    /// The message count of `outcome`.
+    pub(crate) fn settled(&self, outcome: &crate::Outcome) -> &Counter {
+        match outcome {
+            crate::Outcome::Delivered { .. } => &self.delivered,
+            crate::Outcome::Dropped { .. } => &self.dropped,
+            crate::Outcome::DeadLettered { .. } => &self.dead_lettered,
+        }
+    }
+}
+
+/// The guest-call series of one module in one binding.
+#[derive(Debug, Clone)]
+pub(crate) struct CallSeries {
+    pub(crate) seconds: Histogram,
+    pub(crate) fuel: Counter,
+    pub(crate) logs_dropped: Counter,
+}
+
 /// Every series the pipeline feeds. Cheap to clone.
 #[derive(Clone)]
 pub struct Metrics {
@@ -208,6 +242,50 @@ impl Metrics {
             restarts,
             quarantined,
             registry: Arc::new(registry),
+        }
+    }
+
+    /// `binding`'s series, looked up once: the message path then updates them without a
+    /// label lookup per message.
+    pub(crate) fn binding(&self, tenant: &str, binding: &str) -> BindingSeries {
+        let labels = BindingLabels {
+            tenant: tenant.to_string(),
+            binding: binding.to_string(),
+        };
+        let outcome = |outcome: &str| {
+            self.messages
+                .get_or_create(&OutcomeLabels {
+                    tenant: tenant.to_string(),
+                    binding: binding.to_string(),
+                    outcome: outcome.to_string(),
+                })
+                .clone()
+        };
+        BindingSeries {
+            delivered: outcome("delivered"),
+            dropped: outcome("dropped"),
+            dead_lettered: outcome("dead-lettered"),
+            latency: self.latency.get_or_create(&labels).clone(),
+            sink_retries: self.sink_retries.get_or_create(&labels).clone(),
+            queue_depth: self.queue_depth.get_or_create(&labels).clone(),
+            in_flight: self.in_flight.get_or_create(&labels).clone(),
+            throttled_seconds: self.throttled_seconds.get_or_create(&labels).clone(),
+            restarts: self.restarts.get_or_create(&labels).clone(),
+            quarantined: self.quarantined.get_or_create(&labels).clone(),
+        }
+    }
+
+    /// The guest-call series of `module` in `binding`, looked up once.
+    pub(crate) fn calls(&self, tenant: &str, binding: &str, module: &str) -> CallSeries {
+        let labels = CallLabels {
+            tenant: tenant.to_string(),
+            binding: binding.to_string(),
+            module: module.to_string(),
+        };
+        CallSeries {
+            seconds: self.call_seconds.get_or_create(&labels).clone(),
+            fuel: self.fuel.get_or_create(&labels).clone(),
+            logs_dropped: self.logs_dropped.get_or_create(&labels).clone(),
         }
     }
 

@@ -16,20 +16,22 @@ use sluice_store::{Binding, NewDeadLetter};
 use sluice_types::{Decision, Document, GuestFailure, ModuleRef};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use crate::Inner;
 use crate::control::Control;
 use crate::envelope::{Envelope, Outcome};
 use crate::isolation::Exec;
-use crate::metrics::{BindingLabels, CallLabels, FailureLabels, OutcomeLabels};
+use crate::metrics::{BindingSeries, CallSeries, FailureLabels};
 use crate::policy::{
     Admission, BindingPolicy, CircuitBreaker, RestartBackoff, RestartConfig, Throttle,
 };
+use crate::{BindingHandles, Inner};
 
 /// A module loaded for this binding.
 struct Loaded {
     name: String,
     version: u32,
     exec: Exec,
+    /// The module's guest-call series in this binding.
+    calls: CallSeries,
 }
 
 /// Everything the worker has resolved from the registry, as of `generation`.
@@ -49,7 +51,8 @@ pub(crate) struct Worker {
     tenant: String,
     binding: String,
     resolved: Option<Resolved>,
-    labels: BindingLabels,
+    /// The binding's metric series and live-view ring, shared with its deliveries.
+    handles: Arc<BindingHandles>,
     in_flight: Arc<Semaphore>,
     /// Hands decoded messages to the binding's delivery task.
     deliveries: mpsc::UnboundedSender<Delivery>,
@@ -141,8 +144,7 @@ fn counts_for_quarantine(failure: &GuestFailure) -> bool {
 /// it waited. Each wait is counted in `sluice_throttled_seconds_total` of the binding.
 fn wait_for_budget(
     control: &Control,
-    metrics: &crate::Metrics,
-    labels: &BindingLabels,
+    series: &BindingSeries,
     mut admit: impl FnMut(Instant) -> Result<(), Duration>,
 ) -> Duration {
     let mut waited = Duration::ZERO;
@@ -151,10 +153,7 @@ fn wait_for_budget(
             Ok(()) => return waited,
             Err(wait) => {
                 waited += wait;
-                metrics
-                    .throttled_seconds
-                    .get_or_create(labels)
-                    .inc_by(wait.as_secs_f64());
+                series.throttled_seconds.inc_by(wait.as_secs_f64());
                 if !control.sleep(wait) {
                     return waited;
                 }
@@ -174,17 +173,14 @@ impl Worker {
         in_flight: Arc<Semaphore>,
         deliveries: mpsc::UnboundedSender<Delivery>,
         control: Arc<Control>,
+        handles: Arc<BindingHandles>,
     ) -> Self {
-        let labels = BindingLabels {
-            tenant: tenant.clone(),
-            binding: binding.clone(),
-        };
         Self {
             inner,
             tenant,
             binding,
             resolved: None,
-            labels,
+            handles,
             in_flight,
             deliveries,
             control,
@@ -201,18 +197,10 @@ impl Worker {
             if !self.control.wait_while_paused() {
                 return;
             }
-            self.inner
-                .metrics
-                .queue_depth
-                .get_or_create(&self.labels)
-                .set(queue.len() as i64);
+            self.handles.series.queue_depth.set(queue.len() as i64);
             self.handle(envelope);
         }
-        self.inner
-            .metrics
-            .queue_depth
-            .get_or_create(&self.labels)
-            .set(0);
+        self.handles.series.queue_depth.set(0);
     }
 
     fn module_ref(&self, name: &str, version: Option<u32>) -> ModuleRef {
@@ -270,6 +258,7 @@ impl Worker {
             name: name.to_string(),
             version: stored.info.version,
             exec,
+            calls: self.inner.metrics.calls(&self.tenant, &self.binding, name),
         })
     }
 
@@ -362,13 +351,12 @@ impl Worker {
         self.refresh_policies();
         // Throttle: over budget, the message waits (and the queue behind it). First the
         // binding's own budget, then the tenant's, shared with its other bindings.
-        let (control, metrics, labels) = (&self.control, &self.inner.metrics, &self.labels);
+        let (control, series) = (&self.control, &self.handles.series);
         if let Some(throttle) = self.policy.throttle.as_mut() {
-            self.policy.throttled +=
-                wait_for_budget(control, metrics, labels, |now| throttle.admit(now));
+            self.policy.throttled += wait_for_budget(control, series, |now| throttle.admit(now));
         }
         if let Some(shared) = &self.policy.tenant {
-            self.policy.tenant_throttled += wait_for_budget(control, metrics, labels, |now| {
+            self.policy.tenant_throttled += wait_for_budget(control, series, |now| {
                 shared.lock().map_or(Ok(()), |mut t| t.admit(now))
             });
         }
@@ -421,11 +409,7 @@ impl Worker {
         // backoff, which grows while it keeps failing.
         if failure.as_ref().is_some_and(GuestFailure::poisons_instance) {
             let delay = self.policy.restart.on_restart(now);
-            self.inner
-                .metrics
-                .restarts
-                .get_or_create(&self.labels)
-                .inc();
+            self.handles.series.restarts.inc();
             self.publish_status();
             if !delay.is_zero() {
                 self.control.sleep(delay);
@@ -472,11 +456,7 @@ impl Worker {
         let tenant_throttled = self.policy.tenant_throttled;
         if let Some(breaker) = &self.policy.breaker {
             let open = !matches!(breaker.state(), crate::policy::CircuitState::Closed);
-            self.inner
-                .metrics
-                .quarantined
-                .get_or_create(&self.labels)
-                .set(i64::from(open));
+            self.handles.series.quarantined.set(i64::from(open));
         }
         self.control.update(|s| {
             s.quarantine = quarantine;
@@ -513,8 +493,7 @@ impl Worker {
         };
         let outcome = codec.exec.decode(&envelope.uplink);
         let codec_ref = codec.exec.module_ref();
-        let codec_name = codec.name.clone();
-        self.report(&codec_name, &outcome.report);
+        report(&self.tenant, &self.binding, codec, &outcome.report);
         let document = match outcome.result {
             Ok(document) => document,
             Err(failure) => {
@@ -536,8 +515,7 @@ impl Worker {
             Some(Ok(router)) => {
                 let outcome = router.exec.route(&envelope.uplink, &document);
                 let router_ref = router.exec.module_ref();
-                let router_name = router.name.clone();
-                self.report(&router_name, &outcome.report);
+                report(&self.tenant, &self.binding, router, &outcome.report);
                 match outcome.result {
                     Ok(decisions) => (Some(decisions), router_ref),
                     Err(failure) => {
@@ -634,44 +612,6 @@ impl Worker {
         Ok((jobs, reasons))
     }
 
-    fn report(&self, module: &str, report: &CallReport) {
-        let labels = CallLabels {
-            tenant: self.tenant.clone(),
-            binding: self.binding.clone(),
-            module: module.to_string(),
-        };
-        let metrics = &self.inner.metrics;
-        metrics
-            .call_seconds
-            .get_or_create(&labels)
-            .observe(report.duration.as_secs_f64());
-        metrics
-            .fuel
-            .get_or_create(&labels)
-            .inc_by(report.fuel_consumed);
-        if report.logs_dropped > 0 {
-            metrics
-                .logs_dropped
-                .get_or_create(&labels)
-                .inc_by(report.logs_dropped);
-        }
-        for line in &report.logs {
-            let (tenant, binding, text) = (&self.tenant, &self.binding, &line.message);
-            match line.level {
-                LogLevel::Error => {
-                    tracing::error!(target: "sluice::guest", %tenant, %binding, module, "{text}")
-                }
-                LogLevel::Warn => {
-                    tracing::warn!(target: "sluice::guest", %tenant, %binding, module, "{text}")
-                }
-                LogLevel::Info => {
-                    tracing::info!(target: "sluice::guest", %tenant, %binding, module, "{text}")
-                }
-                _ => tracing::debug!(target: "sluice::guest", %tenant, %binding, module, "{text}"),
-            }
-        }
-    }
-
     fn dead_letter(&self, envelope: Envelope, failure: GuestFailure, started: Instant) {
         self.last_failure.replace(Some(failure.clone()));
         if let Some(outcome) = write_dead_letter(&self.inner, &envelope, failure) {
@@ -680,7 +620,7 @@ impl Worker {
     }
 
     fn settle(&self, envelope: Envelope, outcome: Outcome, started: Instant) {
-        settle(&self.inner, envelope, outcome, started);
+        settle(&self.handles, envelope, outcome, started);
     }
 
     fn spawn_delivery(
@@ -691,18 +631,17 @@ impl Worker {
         started: Instant,
     ) {
         let inner = self.inner.clone();
+        let handles = self.handles.clone();
         let semaphore = self.in_flight.clone();
         // Waits here when too many deliveries are in flight: the queue fills and the
         // source slows down.
         let Ok(permit) = self.inner.handle.block_on(semaphore.acquire_owned()) else {
             return;
         };
-        self.inner
-            .metrics
-            .in_flight
-            .get_or_create(&self.labels)
-            .inc();
-        let delivery = Box::pin(deliver(inner, envelope, jobs, module, started, permit));
+        self.handles.series.in_flight.inc();
+        let delivery = Box::pin(deliver(
+            inner, handles, envelope, jobs, module, started, permit,
+        ));
         if let Err(mpsc::error::SendError(delivery)) = self.deliveries.send(delivery) {
             // The delivery task is gone (the runtime is stopping): deliver on its own.
             self.inner.handle.spawn(delivery);
@@ -738,16 +677,14 @@ pub(crate) async fn delivery_loop(mut deliveries: mpsc::UnboundedReceiver<Delive
 
 async fn deliver(
     inner: Arc<Inner>,
+    handles: Arc<BindingHandles>,
     envelope: Envelope,
     jobs: Vec<Job>,
     module: ModuleRef,
     started: Instant,
     permit: OwnedSemaphorePermit,
 ) {
-    let labels = BindingLabels {
-        tenant: envelope.tenant.clone(),
-        binding: envelope.binding.clone(),
-    };
+    let series = &handles.series;
     let results = join_all(jobs.iter().map(|(sink, bytes)| {
         let vars = TemplateVars {
             tenant: &envelope.tenant,
@@ -765,26 +702,20 @@ async fn deliver(
         match result {
             Ok(attempts) => {
                 if attempts > 1 {
-                    inner
-                        .metrics
-                        .sink_retries
-                        .get_or_create(&labels)
-                        .inc_by(u64::from(attempts - 1));
+                    series.sink_retries.inc_by(u64::from(attempts - 1));
                 }
                 outputs.push(sink.name().to_string());
             }
             Err(e) => {
-                inner
-                    .metrics
+                series
                     .sink_retries
-                    .get_or_create(&labels)
                     .inc_by(u64::from(e.attempts.saturating_sub(1)));
                 failed.get_or_insert(e);
             }
         }
     }
     match failed {
-        None => settle(&inner, envelope, Outcome::Delivered { outputs }, started),
+        None => settle(&handles, envelope, Outcome::Delivered { outputs }, started),
         Some(e) => {
             let failure = GuestFailure::SinkFailed {
                 module,
@@ -799,11 +730,11 @@ async fn deliver(
             })
             .await;
             if let Ok((envelope, Some(outcome))) = written {
-                settle(&inner, envelope, outcome, started);
+                settle(&handles, envelope, outcome, started);
             }
         }
     }
-    inner.metrics.in_flight.get_or_create(&labels).dec();
+    handles.series.in_flight.dec();
     drop(permit);
 }
 
@@ -843,25 +774,38 @@ fn write_dead_letter(inner: &Inner, envelope: &Envelope, failure: GuestFailure) 
     }
 }
 
-fn settle(inner: &Inner, envelope: Envelope, outcome: Outcome, started: Instant) {
-    let labels = BindingLabels {
-        tenant: envelope.tenant.clone(),
-        binding: envelope.binding.clone(),
-    };
-    inner
-        .metrics
-        .messages
-        .get_or_create(&OutcomeLabels {
-            tenant: envelope.tenant.clone(),
-            binding: envelope.binding.clone(),
-            outcome: outcome.label().to_string(),
-        })
-        .inc();
-    inner
-        .metrics
-        .latency
-        .get_or_create(&labels)
-        .observe(started.elapsed().as_secs_f64());
-    inner.tap(&envelope, &outcome);
+/// Counts the message's outcome and latency, shows it in the live view, and acknowledges it.
+fn settle(handles: &BindingHandles, envelope: Envelope, outcome: Outcome, started: Instant) {
+    let series = &handles.series;
+    series.settled(&outcome).inc();
+    series.latency.observe(started.elapsed().as_secs_f64());
+    handles.tap(&envelope, &outcome);
     envelope.ack.settle(&outcome);
+}
+
+/// Records one guest call: its duration, fuel and dropped log lines in the module's series,
+/// and its log lines as tracing events.
+fn report(tenant: &str, binding: &str, module: &Loaded, report: &CallReport) {
+    let calls = &module.calls;
+    calls.seconds.observe(report.duration.as_secs_f64());
+    calls.fuel.inc_by(report.fuel_consumed);
+    if report.logs_dropped > 0 {
+        calls.logs_dropped.inc_by(report.logs_dropped);
+    }
+    let module = module.name.as_str();
+    for line in &report.logs {
+        let text = &line.message;
+        match line.level {
+            LogLevel::Error => {
+                tracing::error!(target: "sluice::guest", %tenant, %binding, module, "{text}")
+            }
+            LogLevel::Warn => {
+                tracing::warn!(target: "sluice::guest", %tenant, %binding, module, "{text}")
+            }
+            LogLevel::Info => {
+                tracing::info!(target: "sluice::guest", %tenant, %binding, module, "{text}")
+            }
+            _ => tracing::debug!(target: "sluice::guest", %tenant, %binding, module, "{text}"),
+        }
+    }
 }

@@ -48,6 +48,11 @@ pub struct MqttSettings {
     /// How many QoS 1 publishes the publisher keeps unacknowledged at once.
     #[serde(default = "default_inflight")]
     pub inflight: u16,
+    /// How long a subscriber's acknowledgement may wait to leave with others, in
+    /// milliseconds (0: each leaves at once). Acknowledgements also leave with the next
+    /// write the connection makes, or once 8 are waiting.
+    #[serde(default = "default_ack_delay")]
+    pub ack_delay_ms: u64,
 }
 
 fn default_client_id() -> String {
@@ -58,6 +63,9 @@ fn default_keep_alive() -> u64 {
 }
 fn default_inflight() -> u16 {
     256
+}
+fn default_ack_delay() -> u64 {
+    1
 }
 
 /// A broker setting is wrong.
@@ -80,6 +88,7 @@ impl MqttSettings {
             password: None,
             keep_alive_s: default_keep_alive(),
             inflight: default_inflight(),
+            ack_delay_ms: default_ack_delay(),
         }
     }
 

@@ -323,3 +323,55 @@ fn a_tenant_budget_is_shared_by_all_its_bindings() {
     assert_eq!(code, 200, "{body}");
     assert!(body.get("throttle").is_none(), "{body}");
 }
+
+/// Sends `payload` to binding `b` and returns the outcome.
+fn send_bytes(s: &Setup, payload: &[u8]) -> Value {
+    let (status, body) = http(
+        "POST",
+        &s.service.url("/v1/bindings/b/messages"),
+        Some(&s.token),
+        Some(&json!({ "device_id": "d", "port": 1, "payload_hex": hex::encode(payload) })),
+    );
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[test]
+fn guest_metrics_reach_prometheus_and_a_guest_cannot_invent_names_without_bound() {
+    let s = setup(&std::fs::read(tp::TP_ECHO).expect("tp-echo"), json!({}));
+    for _ in 0..3 {
+        assert_eq!(send_bytes(&s, b"metrics")["outcome"], "delivered");
+    }
+    let m = metrics(&s);
+    let labels = r#"tenant="acme",binding="b",module="codec""#;
+    for series in [
+        format!(r#"sluice_guest_counter_total{{{labels},name="echo_metrics_calls"}} 3"#),
+        format!(r#"sluice_guest_gauge{{{labels},name="echo_gauge"}} 2.5"#),
+    ] {
+        assert!(m.contains(&series), "{series} missing:\n{m}");
+    }
+
+    // 70 more names: the module may have 64 in this binding (2 taken above); the updates of
+    // the last 8 are dropped and counted, and the messages are still delivered.
+    for i in 0..70 {
+        let outcome = send_bytes(&s, format!("m:invented_{i}").as_bytes());
+        assert_eq!(outcome["outcome"], "delivered", "{outcome}");
+    }
+    let m = metrics(&s);
+    let kept = m
+        .lines()
+        .filter(|l| l.starts_with("sluice_guest_counter_total{") && l.contains("invented_"))
+        .count();
+    assert_eq!(kept, 62, "{m}");
+    assert!(
+        m.contains(&format!(
+            r#"sluice_guest_metric_updates_dropped_total{{{labels}}} 8"#
+        )),
+        "{m}"
+    );
+    // Names already known keep counting.
+    send_bytes(&s, b"metrics");
+    assert!(metrics(&s).contains(&format!(
+        r#"sluice_guest_counter_total{{{labels},name="echo_metrics_calls"}} 4"#
+    )));
+}

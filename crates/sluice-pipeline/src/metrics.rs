@@ -52,6 +52,24 @@ pub struct CallLabels {
     pub module: String,
 }
 
+/// Labels of a guest's own metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GuestMetricLabels {
+    /// The tenant.
+    pub tenant: String,
+    /// The binding.
+    pub binding: String,
+    /// The module's name.
+    pub module: String,
+    /// The name the guest gave (at most [`MAX_GUEST_METRICS_PER_MODULE`] per module and
+    /// binding).
+    pub name: String,
+}
+
+/// Distinct metric names a module may create in one binding; updates of further names are
+/// dropped and counted, so a guest cannot grow the service's series without bound.
+pub const MAX_GUEST_METRICS_PER_MODULE: usize = 64;
+
 /// Labels of per-tenant series.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TenantLabels {
@@ -100,11 +118,73 @@ impl BindingSeries {
 }
 
 /// The guest-call series of one module in one binding.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct CallSeries {
     pub(crate) seconds: Histogram,
     pub(crate) fuel: Counter,
     pub(crate) logs_dropped: Counter,
+    pub(crate) guest_dropped: Counter,
+    pub(crate) guest: GuestSeries,
+}
+
+/// A guest metric's series, once resolved.
+#[derive(Debug, Clone)]
+enum GuestMetric {
+    Counter(Counter),
+    Gauge(Gauge<f64, std::sync::atomic::AtomicU64>),
+}
+
+/// The metrics one module reports in one binding: each name resolved once, at most
+/// [`MAX_GUEST_METRICS_PER_MODULE`] names.
+#[derive(Debug)]
+pub(crate) struct GuestSeries {
+    labels: CallLabels,
+    counters: Family<GuestMetricLabels, Counter>,
+    gauges: Family<GuestMetricLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    names: std::collections::HashMap<String, GuestMetric>,
+}
+
+impl GuestSeries {
+    /// Applies the updates of one call; returns how many were dropped (a name over the cap,
+    /// or a name already used by the other kind of metric).
+    pub(crate) fn apply(&mut self, updates: &[sluice_runtime::MetricUpdate]) -> u64 {
+        use sluice_runtime::MetricUpdate;
+        let mut dropped = 0;
+        for update in updates {
+            let (name, is_counter) = match update {
+                MetricUpdate::Counter { name, .. } => (name, true),
+                MetricUpdate::Gauge { name, .. } => (name, false),
+            };
+            if !self.names.contains_key(name) {
+                if self.names.len() >= MAX_GUEST_METRICS_PER_MODULE {
+                    dropped += 1;
+                    continue;
+                }
+                let labels = GuestMetricLabels {
+                    tenant: self.labels.tenant.clone(),
+                    binding: self.labels.binding.clone(),
+                    module: self.labels.module.clone(),
+                    name: name.clone(),
+                };
+                let metric = if is_counter {
+                    GuestMetric::Counter(self.counters.get_or_create(&labels).clone())
+                } else {
+                    GuestMetric::Gauge(self.gauges.get_or_create(&labels).clone())
+                };
+                self.names.insert(name.clone(), metric);
+            }
+            match (self.names.get(name), update) {
+                (Some(GuestMetric::Counter(c)), MetricUpdate::Counter { delta, .. }) => {
+                    c.inc_by(*delta);
+                }
+                (Some(GuestMetric::Gauge(g)), MetricUpdate::Gauge { value, .. }) => {
+                    g.set(*value);
+                }
+                _ => dropped += 1,
+            }
+        }
+        dropped
+    }
 }
 
 /// Every series the pipeline feeds. Cheap to clone.
@@ -120,6 +200,13 @@ pub struct Metrics {
     pub fuel: Family<CallLabels, Counter>,
     /// `sluice_guest_log_lines_dropped_total{tenant,binding,module}`.
     pub logs_dropped: Family<CallLabels, Counter>,
+    /// `sluice_guest_counter_total{tenant,binding,module,name}`: the guests' own counters.
+    pub guest_counters: Family<GuestMetricLabels, Counter>,
+    /// `sluice_guest_gauge{tenant,binding,module,name}`: the guests' own gauges.
+    pub guest_gauges: Family<GuestMetricLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// `sluice_guest_metric_updates_dropped_total{tenant,binding,module}`: updates over the
+    /// per-call or per-module name caps.
+    pub guest_metrics_dropped: Family<CallLabels, Counter>,
     /// `sluice_message_latency_seconds{tenant,binding}`: from intake to settled.
     pub latency: Family<BindingLabels, Histogram, fn() -> Histogram>,
     /// `sluice_sink_retries_total{tenant,binding}`.
@@ -162,6 +249,10 @@ impl Metrics {
         );
         let fuel = Family::<CallLabels, Counter>::default();
         let logs_dropped = Family::<CallLabels, Counter>::default();
+        let guest_counters = Family::<GuestMetricLabels, Counter>::default();
+        let guest_gauges =
+            Family::<GuestMetricLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let guest_metrics_dropped = Family::<CallLabels, Counter>::default();
         let latency = Family::<BindingLabels, Histogram, fn() -> Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
         );
@@ -190,6 +281,21 @@ impl Metrics {
             "guest_log_lines_dropped",
             "Guest log lines dropped by the per-call caps",
             logs_dropped.clone(),
+        );
+        registry.register(
+            "guest_counter",
+            "Counters guests increment through sluice:codec/metrics",
+            guest_counters.clone(),
+        );
+        registry.register(
+            "guest_gauge",
+            "Gauges guests set through sluice:codec/metrics",
+            guest_gauges.clone(),
+        );
+        registry.register(
+            "guest_metric_updates_dropped",
+            "Guest metric updates dropped by the name caps",
+            guest_metrics_dropped.clone(),
         );
         registry.register(
             "message_latency_seconds",
@@ -233,6 +339,9 @@ impl Metrics {
             call_seconds,
             fuel,
             logs_dropped,
+            guest_counters,
+            guest_gauges,
+            guest_metrics_dropped,
             latency,
             sink_retries,
             queue_depth,
@@ -286,6 +395,13 @@ impl Metrics {
             seconds: self.call_seconds.get_or_create(&labels).clone(),
             fuel: self.fuel.get_or_create(&labels).clone(),
             logs_dropped: self.logs_dropped.get_or_create(&labels).clone(),
+            guest_dropped: self.guest_metrics_dropped.get_or_create(&labels).clone(),
+            guest: GuestSeries {
+                labels,
+                counters: self.guest_counters.clone(),
+                gauges: self.guest_gauges.clone(),
+                names: std::collections::HashMap::new(),
+            },
         }
     }
 

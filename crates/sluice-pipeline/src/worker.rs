@@ -785,12 +785,16 @@ fn settle(handles: &BindingHandles, envelope: Envelope, outcome: Outcome, starte
 
 /// Records one guest call: its duration, fuel and dropped log lines in the module's series,
 /// and its log lines as tracing events.
-fn report(tenant: &str, binding: &str, module: &Loaded, report: &CallReport) {
-    let calls = &module.calls;
+fn report(tenant: &str, binding: &str, module: &mut Loaded, report: &CallReport) {
+    let calls = &mut module.calls;
     calls.seconds.observe(report.duration.as_secs_f64());
     calls.fuel.inc_by(report.fuel_consumed);
     if report.logs_dropped > 0 {
         calls.logs_dropped.inc_by(report.logs_dropped);
+    }
+    let dropped = report.metrics_dropped + calls.guest.apply(&report.metrics);
+    if dropped > 0 {
+        calls.guest_dropped.inc_by(dropped);
     }
     let module = module.name.as_str();
     for line in &report.logs {

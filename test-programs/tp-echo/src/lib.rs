@@ -5,7 +5,9 @@
 //! - `config`: returns every binding config key with its value;
 //! - `clock`: returns `{"now_ms": <host clock>}`;
 //! - `bigstate`: stores 64 KiB under `big` and returns `{"quota_exceeded": bool}`;
-//! - `metrics`: adds 1 to the counter `echo_metrics_calls` and returns `{}`;
+//! - `metrics`: adds 1 to the counter `echo_metrics_calls`, sets the gauge `echo_gauge` to 2.5
+//!   and returns `{}`;
+//! - `m:NAME`: adds 1 to the counter `NAME` (a guest inventing metric names) and returns `{}`;
 //! - first byte `0xEE`: refuses with invalid-input `bad frame`;
 //! - anything else: `{"len", "hex", "port", "device", "first"}`.
 //!
@@ -46,6 +48,11 @@ impl Codec for Echo {
             },
             b"metrics" => {
                 metrics::increment("echo_metrics_calls", 1);
+                metrics::gauge("echo_gauge", 2.5);
+                Ok(json!({}))
+            }
+            [b'm', b':', name @ ..] => {
+                metrics::increment(&String::from_utf8_lossy(name), 1);
                 Ok(json!({}))
             }
             [0xEE, ..] => Err(CodecError::invalid_input("bad frame")),

@@ -475,3 +475,75 @@ fn the_service_builds_rust_sources_in_its_sandbox() {
     assert!(err.contains("cannot find value `ten`"), "{err}");
     assert!(err.contains("src/lib.rs:"), "rustc's excerpt: {err}");
 }
+
+#[test]
+fn a_javascript_codec_keeps_device_state_reads_the_binding_config_and_reports_metrics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let mut service = Service::start(&data, &[]);
+    let token = support::create_tenant(&service, "acme");
+    let script = dir.path().join("counter.js");
+    std::fs::write(&script, include_str!("../../../js/fixtures/host-apis.js")).expect("script");
+    let (code, out, err) = cli(
+        &service,
+        &token,
+        &["deploy", script.to_str().expect("utf-8 path")],
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    support::create_binding(
+        &service,
+        &token,
+        &json!({ "name": "counting", "codec": "counter", "config": { "scale": "10" },
+                "sinks": [{ "type": "file", "path": "counting.jsonl" }] }),
+    );
+    let send = |service: &Service, device: &str, hex: &str| {
+        let (status, body) = http(
+            "POST",
+            &service.url("/v1/bindings/counting/messages"),
+            Some(&token),
+            Some(&json!({ "device_id": device, "port": 1, "payload_hex": hex })),
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["outcome"], "delivered", "{body}");
+    };
+    send(&service, "a", "03");
+    send(&service, "a", "04");
+    send(&service, "b", "05");
+    let (_, metrics) = http("GET", &service.url("/metrics"), None, None);
+    let metrics = metrics.as_str().expect("text").to_string();
+    let frames = r#"sluice_guest_counter_total{tenant="acme",binding="counting",module="counter",name="frames"} 3"#;
+    assert!(metrics.contains(frames), "{frames} missing:\n{metrics}");
+
+    // The state is in the store: after a restart device `a` goes on counting.
+    service.signal("TERM");
+    assert_eq!(service.wait(Duration::from_secs(30)), Some(0));
+    let service = Service::start(&data, &[]);
+    send(&service, "a", "06");
+    let lines = std::fs::read_to_string(data.join("sinks/acme/counting.jsonl")).expect("sink");
+    let documents: Vec<(String, serde_json::Value)> = lines
+        .lines()
+        .map(|line| {
+            let record: serde_json::Value = serde_json::from_str(line).expect("json line");
+            (
+                record["device_id"].as_str().unwrap_or_default().to_string(),
+                record["data"].clone(),
+            )
+        })
+        .collect();
+    let counts: Vec<(&str, i64, i64)> = documents
+        .iter()
+        .map(|(device, data)| {
+            (
+                device.as_str(),
+                data["count"].as_i64().unwrap_or(-1),
+                data["scaled"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        [("a", 1, 30), ("a", 2, 40), ("b", 1, 50), ("a", 3, 60)],
+        "{lines}"
+    );
+    assert_eq!(documents[1].1["previous"], json!([3]));
+}

@@ -1,15 +1,16 @@
 // The bridge between the `sluice:codec` world and a customer's TS013 codec script.
 //
 // Evaluated once, before the customer's script, with two native functions: `nativeLog(level,
-// line)` (the `log` import) and `nativeRandom()` (a generator seeded from each message). It
-// installs `console` and `Math.random`, and returns the object whose `decode` and `encode` the
-// engine calls per message. A document is its JSON string (`{json}` in the odd case that
+// line)` (the `log` import) and `nativeRandom()` (a generator seeded from each message), and
+// `host`, the native side of the `config`, `state` and `metrics` imports. It installs
+// `console`, `Math.random` and `sluice` (`sluice.config`, `sluice.state`, `sluice.metrics`),
+// and returns the object whose `decode` and `encode` the engine calls per message. A document is its JSON string (`{json}` in the odd case that
 // `JSON.stringify` gives no string); everything else is a plain object: `{port, bytes}` for a
 // frame, `{kind, message}` for a refusal. Nothing thrown by the customer's code escapes.
 //
 // `decode` runs for every message, so it does no work it can skip: an absent `warnings` or
 // `errors` costs no array and no iterator.
-(function (nativeLog, nativeRandom) {
+(function (nativeLog, nativeRandom, host) {
   "use strict";
 
   const G = globalThis;
@@ -59,6 +60,129 @@
   Math.random = function random() {
     return nativeRandom();
   };
+
+  // The host's imports answer for the message being handled: not while the script is
+  // evaluated (that happens once, at build time, for every device at once).
+  function during(what) {
+    if (!host.inCall()) {
+      throw new Error(
+        `${what} can be used while a message is handled (in decodeUplink, encodeDownlink or ` +
+          "the functions they call), not when the script is loaded"
+      );
+    }
+  }
+
+  function stateKey(key) {
+    if (typeof key !== "string") throw new TypeError(`a state key is a string, got ${typeof key}`);
+    return key;
+  }
+
+  // Bytes to store: a Uint8Array (or other typed array or ArrayBuffer) or an array of
+  // integers 0..=255.
+  function storable(value) {
+    if (value instanceof ArrayBuffer) value = new Uint8Array(value);
+    if (ArrayBuffer.isView(value) && !(value instanceof Uint8Array)) {
+      value = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+    }
+    if (!isArray(value) && !(value instanceof Uint8Array)) {
+      throw new TypeError(
+        `sluice.state.set stores bytes (a Uint8Array or an array of 0..255) or a string, got ${typeName(value)}`
+      );
+    }
+    const out = [];
+    for (let i = 0; i < value.length; i++) {
+      const byte = value[i];
+      if (!isInteger(byte) || byte < 0 || byte > 255) {
+        throw new RangeError(`sluice.state.set: byte ${i} is ${show(byte)}, not an integer 0..255`);
+      }
+      out.push(byte);
+    }
+    return out;
+  }
+
+  function stored(code, key) {
+    if (code === 1) throw new Error(`sluice.state: storing "${key}" would exceed the device's state quota`);
+    if (code === 2) throw new Error(`sluice.state: "${key}" is not a valid key (1 to 256 bytes)`);
+  }
+
+  const config = Object.freeze({
+    // The binding's value for `key`, or undefined.
+    get(key) {
+      during("sluice.config");
+      return host.configGet(String(key));
+    },
+    // Every key the binding sets, sorted.
+    keys() {
+      during("sluice.config");
+      return host.configKeys();
+    },
+  });
+
+  const state = Object.freeze({
+    // The device's bytes under `key` as a Uint8Array, or undefined.
+    get(key) {
+      during("sluice.state");
+      const bytes = host.stateGet(stateKey(key));
+      return bytes === undefined ? undefined : new Uint8Array(bytes);
+    },
+    // The device's value under `key` as text (UTF-8), or undefined.
+    getText(key) {
+      during("sluice.state");
+      return host.stateGetText(stateKey(key));
+    },
+    // The device's value under `key` parsed as JSON, or undefined.
+    getJSON(key) {
+      during("sluice.state");
+      const text = host.stateGetText(stateKey(key));
+      return text === undefined ? undefined : parse(text);
+    },
+    // Stores bytes, or a string as UTF-8. Throws when over the device's quota.
+    set(key, value) {
+      during("sluice.state");
+      stateKey(key);
+      stored(typeof value === "string" ? host.stateSetText(key, value) : host.stateSet(key, storable(value)), key);
+    },
+    // Stores `value` as JSON text.
+    setJSON(key, value) {
+      during("sluice.state");
+      stateKey(key);
+      const text = stringify(value);
+      if (typeof text !== "string") {
+        throw new TypeError(`sluice.state.setJSON: ${typeName(value)} has no JSON form`);
+      }
+      stored(host.stateSetText(key, text), key);
+    },
+    delete(key) {
+      during("sluice.state");
+      host.stateDelete(stateKey(key));
+    },
+  });
+
+  const metrics = Object.freeze({
+    // Adds `delta` (a whole number, 1 when left out) to the counter `name`.
+    increment(name, delta) {
+      during("sluice.metrics");
+      const by = delta === undefined ? 1 : delta;
+      if (!isSafeInteger(by) || by < 0) {
+        throw new RangeError(`sluice.metrics.increment: ${show(by)} is not a whole number >= 0`);
+      }
+      host.metricIncrement(String(name), by);
+    },
+    // Sets the gauge `name` to `value`.
+    gauge(name, value) {
+      during("sluice.metrics");
+      if (typeof value !== "number") {
+        throw new TypeError(`sluice.metrics.gauge: ${typeName(value)} is not a number`);
+      }
+      host.metricGauge(String(name), value);
+    },
+  });
+
+  Object.defineProperty(G, "sluice", {
+    value: Object.freeze({ config, state, metrics }),
+    writable: true,
+    configurable: true,
+  });
 
   // ` at line L, column C` of the customer's script, from an error's stack.
   function where(error) {

@@ -28,7 +28,7 @@ mod bindings {
 use bindings::sluice::codec::types::{
     CodecError, CodecErrorKind, Document, DocumentFormat, Downlink, EncodedDownlink, Uplink,
 };
-use bindings::sluice::codec::{clock, log};
+use bindings::sluice::codec::{clock, config, log, metrics, state};
 
 /// The file name scripts are evaluated under; error positions name it.
 const SCRIPT_NAME: &str = "codec.js";
@@ -57,6 +57,8 @@ enum Entry {
 
 thread_local! {
     static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
+    /// Whether a message is being handled: `config`, `state` and `metrics` answer only then.
+    static IN_CALL: Cell<bool> = const { Cell::new(false) };
     static RANDOM: Cell<u64> = const { Cell::new(0x853c_49e6_748f_ea9b) };
 }
 
@@ -135,8 +137,9 @@ fn init(source: &str) -> Result<(), InitFailure> {
         })
         .map_err(engine_error)?;
         let native_random = Function::new(ctx.clone(), next_random).map_err(engine_error)?;
+        let host = host_functions(&ctx).map_err(engine_error)?;
         let bridge: Object = make_bridge
-            .call((native_log, native_random))
+            .call((native_log, native_random, host))
             .map_err(|e| InitFailure::engine(format!("bridge: {}", exception_text(&ctx, e))))?;
 
         let mut options = EvalOptions::default();
@@ -243,6 +246,84 @@ fn exception_text(ctx: &Ctx<'_>, error: rquickjs::Error) -> String {
     }
 }
 
+/// The native side of `sluice.config`, `sluice.state` and `sluice.metrics` (the bridge checks
+/// arguments and turns failures into exceptions). State results are 0 (stored), 1 (over the
+/// quota) or 2 (invalid key).
+fn host_functions<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
+    fn code(result: Result<(), state::StateError>) -> i32 {
+        match result {
+            Ok(()) => 0,
+            Err(state::StateError::QuotaExceeded) => 1,
+            Err(state::StateError::InvalidKey) => 2,
+        }
+    }
+    let host = Object::new(ctx.clone())?;
+    host.set(
+        "inCall",
+        Function::new(ctx.clone(), || IN_CALL.with(Cell::get))?,
+    )?;
+    host.set(
+        "configGet",
+        Function::new(ctx.clone(), |key: String| config::get(&key))?,
+    )?;
+    host.set("configKeys", Function::new(ctx.clone(), config::keys)?)?;
+    host.set(
+        "stateGet",
+        Function::new(ctx.clone(), |key: String| state::get(&key))?,
+    )?;
+    host.set(
+        "stateGetText",
+        Function::new(ctx.clone(), |key: String| {
+            state::get(&key).map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        })?,
+    )?;
+    host.set(
+        "stateSet",
+        Function::new(ctx.clone(), |key: String, bytes: Vec<u8>| {
+            code(state::set(&key, &bytes))
+        })?,
+    )?;
+    host.set(
+        "stateSetText",
+        Function::new(ctx.clone(), |key: String, text: String| {
+            code(state::set(&key, text.as_bytes()))
+        })?,
+    )?;
+    host.set(
+        "stateDelete",
+        Function::new(ctx.clone(), |key: String| state::delete(&key))?,
+    )?;
+    host.set(
+        "metricIncrement",
+        Function::new(ctx.clone(), |name: String, delta: f64| {
+            metrics::increment(&name, delta as u64)
+        })?,
+    )?;
+    host.set(
+        "metricGauge",
+        Function::new(ctx.clone(), |name: String, value: f64| {
+            metrics::gauge(&name, value)
+        })?,
+    )?;
+    Ok(host)
+}
+
+/// Marks a message as being handled while it lives.
+struct InCall;
+
+impl InCall {
+    fn enter() -> Self {
+        IN_CALL.with(|c| c.set(true));
+        Self
+    }
+}
+
+impl Drop for InCall {
+    fn drop(&mut self) {
+        IN_CALL.with(|c| c.set(false));
+    }
+}
+
 fn level_of(level: i32) -> log::Level {
     match level {
         0 => log::Level::Trace,
@@ -310,6 +391,7 @@ fn with_bridge<T>(
             Entry::Decode => &engine.decode,
             Entry::Encode => &engine.encode,
         };
+        let _in_call = InCall::enter();
         engine.context.with(|ctx| {
             let function = function
                 .clone()

@@ -2,8 +2,10 @@
 //! ES2015 DataView codec, and the host API as JavaScript sees it.
 
 use serde_json::json;
-use sluice_runtime::{InstanceEnv, LogLevel};
-use sluice_types::{CodecErrorKind, Document, Downlink, GuestFailure, ModulePolicy, ModuleRef};
+use sluice_runtime::{InstanceEnv, LogLevel, MetricUpdate};
+use sluice_types::{
+    CodecErrorKind, Document, Downlink, GuestFailure, ModulePolicy, ModuleRef, Uplink,
+};
 use sluice_vectors::{VectorFile, VectorKind, json_eq};
 
 use crate::{hex, instance, json, load_with, runtime, uplink};
@@ -341,4 +343,86 @@ fn decode_uplink_result_shapes_follow_the_compatibility_rules() {
         json!({"thenIsData": true})
     );
     assert_eq!(codec.instantiations(), 1, "refusals keep the instance");
+}
+
+#[test]
+fn state_config_and_metrics_reach_javascript() {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    let env = InstanceEnv {
+        config: Arc::new(BTreeMap::from([
+            ("scale".to_string(), "10".to_string()),
+            ("unit".to_string(), "dC".to_string()),
+        ])),
+        ..InstanceEnv::default()
+    };
+    let mut codec = load_with("host-apis.js", ModulePolicy::default()).instantiate(env);
+    let on = |device: &str, payload: &[u8]| Uplink {
+        device_id: device.into(),
+        ..uplink(1, payload)
+    };
+
+    let first = codec.decode(&on("a", &[3, 4]));
+    let metrics = first.report.metrics.clone();
+    let first = json(&first.result.expect("decodes"));
+    assert_eq!(
+        first,
+        json!({ "count": 1, "scaled": 30, "unit": "dC", "keys": ["scale", "unit"],
+                "previous": null, "label": "café" })
+    );
+    assert_eq!(
+        metrics,
+        [
+            MetricUpdate::Counter {
+                name: "frames".into(),
+                delta: 1
+            },
+            MetricUpdate::Counter {
+                name: "bytes".into(),
+                delta: 2
+            },
+            MetricUpdate::Gauge {
+                name: "first_byte".into(),
+                value: 3.0
+            },
+        ]
+    );
+
+    // The state is the device's own and lasts between messages.
+    let second = json(&codec.decode(&on("a", &[5])).result.expect("decodes"));
+    assert_eq!(second["count"], json!(2));
+    assert_eq!(second["previous"], json!([3, 4]));
+    let other = json(&codec.decode(&on("b", &[6])).result.expect("decodes"));
+    assert_eq!(other["count"], json!(1));
+    assert_eq!(other["previous"], json!(null));
+
+    // Over the device's quota: the script's exception, a typed refusal; nothing was stored.
+    let error = codec_error(
+        codec
+            .decode(&on("a", &[0xff]))
+            .result
+            .expect_err("over the quota"),
+    );
+    assert_eq!(error.kind, CodecErrorKind::Internal);
+    assert!(error.message.contains("state quota"), "{}", error.message);
+    let third = json(&codec.decode(&on("a", &[7])).result.expect("decodes"));
+    assert_eq!(third["count"], json!(3));
+
+    // Forgetting the device starts it over.
+    codec.decode(&on("a", &[0xfe])).result.expect("forgets");
+    let fresh = json(&codec.decode(&on("a", &[8])).result.expect("decodes"));
+    assert_eq!(fresh["count"], json!(1));
+    assert_eq!(fresh["previous"], json!(null));
+}
+
+#[test]
+fn host_apis_at_the_top_level_are_a_build_error_that_says_when_they_work() {
+    let err = sluice_js::build_js_codec(
+        "const scale = sluice.config.get('scale');\nfunction decodeUplink(input) { return { data: {} }; }\n",
+    )
+    .expect_err("refused");
+    let text = err.to_string();
+    assert!(text.contains("while a message is handled"), "{text}");
+    assert!(text.contains("line 1"), "{text}");
 }

@@ -125,3 +125,60 @@ fn each_tenant_runs_in_its_own_worker_and_a_killed_worker_loses_nothing() {
         "the other tenant's worker was touched"
     );
 }
+
+/// The lines of the service's log that say a worker process of `tenant` started.
+fn worker_starts(service: &Service, tenant: &str) -> usize {
+    service
+        .stderr()
+        .lines()
+        .filter(|l| l.contains("worker process started") && l.contains(&format!("tenant={tenant}")))
+        .count()
+}
+
+#[test]
+fn the_api_runs_a_tenants_code_in_its_worker_process_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let service = Service::start(&dir.path().join("data"), &["--isolation", "process"]);
+    let token = create_tenant(&service, "gamma");
+    assert_eq!(worker_starts(&service, "gamma"), 0);
+
+    // An upload's vectors run before it is stored: in the tenant's worker, though the tenant
+    // has no binding yet.
+    use base64::Engine as _;
+    let component = base64::engine::general_purpose::STANDARD.encode(tp::CAYENNE_LPP_BYTES);
+    let vectors = "vectors:\n  - name: two temperatures\n    payload_hex: \"03 67 01 10 05 67 00 FF\"\n    expect: { temperature_3: 27.2, temperature_5: 25.5 }\n";
+    support::upload_and_activate(
+        &service,
+        &token,
+        "lpp",
+        &json!({ "component_base64": component, "vectors_yaml": vectors }),
+    );
+    assert_eq!(worker_starts(&service, "gamma"), 1, "{}", service.stderr());
+
+    // A trial decode and a check run there as well, in the same worker.
+    let (status, body) = http(
+        "POST",
+        &service.url("/v1/modules/lpp/decode"),
+        Some(&token),
+        Some(&json!({ "payload_hex": "03 67 01 10" })),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["document"]["temperature_3"], json!(27.2));
+    let (status, body) = http(
+        "POST",
+        &service.url("/v1/modules/lpp/check"),
+        Some(&token),
+        Some(
+            &json!({ "component_base64": component, "vectors_yaml": vectors,
+                      "try": { "payload_hex": "05 67 00 FF" } }),
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["passed"], 1, "{body}");
+    assert_eq!(
+        body["try"]["document"]["temperature_5"],
+        json!(25.5),
+        "{body}"
+    );
+    assert_eq!(worker_starts(&service, "gamma"), 1, "{}", service.stderr());
+}

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sluice_runtime::{CallOutcome, Instance, InstanceEnv, Module, Runtime, StateStore};
-use sluice_types::{Decision, Document, GuestFailure, ModulePolicy, ModuleRef, Uplink};
+use sluice_types::{
+    Decision, Document, Downlink, EncodedDownlink, GuestFailure, ModulePolicy, ModuleRef, Uplink,
+};
 use sluice_worker::{RespawnBackoff, SpawnOptions, WorkerHandle};
 
 /// How guest code is isolated.
@@ -213,6 +215,17 @@ impl Exec {
                 slot,
                 module,
             } => Self::remote(process, module, |w| w.decode(*slot, uplink)),
+        }
+    }
+
+    pub(crate) fn encode(&mut self, downlink: &Downlink) -> CallOutcome<EncodedDownlink> {
+        match self {
+            Exec::Local(instance) => instance.encode(downlink),
+            Exec::Remote {
+                process,
+                slot,
+                module,
+            } => Self::remote(process, module, |w| w.encode(*slot, downlink)),
         }
     }
 

@@ -309,6 +309,90 @@ impl BindingHandles {
     }
 }
 
+/// A tenant's module run outside any binding: an upload's test vectors, a trial decode. Its
+/// instances run where the tenant's bindings run theirs: in the tenant's worker process when
+/// guest code is isolated, otherwise in this process. Each instance starts with empty device
+/// state (nothing is read from or written to the store).
+pub struct Trial {
+    inner: Arc<Inner>,
+    tenant: String,
+    module: sluice_runtime::Module,
+    component: Arc<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Trial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trial")
+            .field("tenant", &self.tenant)
+            .field("module", self.module.module_ref())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Trial {
+    /// A fresh instance with `config` as the binding config. Blocking (it may start the
+    /// tenant's worker process).
+    pub fn instance(
+        &self,
+        config: &BTreeMap<String, String>,
+    ) -> Result<TrialInstance, sluice_types::GuestFailure> {
+        let state: Arc<dyn sluice_runtime::StateStore> =
+            Arc::new(sluice_runtime::MemoryStateStore::new());
+        let exec = match self.inner.tenant_process(&self.tenant) {
+            None => isolation::Exec::Local(self.module.instantiate(sluice_runtime::InstanceEnv {
+                config: Arc::new(config.clone()),
+                state,
+            })),
+            Some(process) => isolation::Exec::load(
+                &self.inner.runtime,
+                Some(process),
+                self.inner.next_slot(),
+                self.module.module_ref().clone(),
+                &self.component,
+                self.module.policy().clone(),
+                config.clone(),
+                state,
+            )?,
+        };
+        Ok(TrialInstance(exec))
+    }
+}
+
+/// One instance of a [`Trial`]; dropped, it is unloaded from the worker process.
+pub struct TrialInstance(isolation::Exec);
+
+impl std::fmt::Debug for TrialInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("TrialInstance")
+            .field(&self.0.module_ref())
+            .finish()
+    }
+}
+
+impl TrialInstance {
+    /// Decodes an uplink.
+    pub fn decode(&mut self, uplink: &Uplink) -> sluice_runtime::CallOutcome<Document> {
+        self.0.decode(uplink)
+    }
+
+    /// Encodes a downlink.
+    pub fn encode(
+        &mut self,
+        downlink: &sluice_types::Downlink,
+    ) -> sluice_runtime::CallOutcome<sluice_types::EncodedDownlink> {
+        self.0.encode(downlink)
+    }
+
+    /// Routes a decoded uplink.
+    pub fn route(
+        &mut self,
+        uplink: &Uplink,
+        document: &Document,
+    ) -> sluice_runtime::CallOutcome<Vec<sluice_types::Decision>> {
+        self.0.route(uplink, document)
+    }
+}
+
 /// The running pipeline. Cheap to clone.
 #[derive(Clone)]
 pub struct Pipeline {
@@ -378,6 +462,22 @@ impl Pipeline {
             .lock()
             .ok()
             .and_then(|p| p.get(tenant).and_then(|t| t.pid()))
+    }
+
+    /// Runs `module` of `tenant` (loaded from `component`) outside any binding, where the
+    /// tenant's code runs.
+    pub fn trial(
+        &self,
+        tenant: &str,
+        module: sluice_runtime::Module,
+        component: Arc<Vec<u8>>,
+    ) -> Trial {
+        Trial {
+            inner: self.inner.clone(),
+            tenant: tenant.to_string(),
+            module,
+            component,
+        }
     }
 
     /// The metrics the pipeline feeds.

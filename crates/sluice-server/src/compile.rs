@@ -303,3 +303,105 @@ fn js_build_error(e: sluice_js::JsBuildError) -> ApiError {
         .with_field("js_source"),
     }
 }
+
+/// Where the API runs a tenant's code (test vectors, trial decodes): through the pipeline,
+/// so in the tenant's worker process when guest code is isolated, exactly where its
+/// bindings run it; in this process when the API runs without a pipeline.
+pub struct Runner {
+    module: sluice_runtime::Module,
+    trial: Option<sluice_pipeline::Trial>,
+}
+
+/// A fresh instance from a [`Runner`].
+pub enum Fresh {
+    /// In this process.
+    Local(sluice_runtime::Instance),
+    /// Where the pipeline runs the tenant's code.
+    Trial(sluice_pipeline::TrialInstance),
+}
+
+impl sluice_vectors::Subject for Fresh {
+    fn decode(
+        &mut self,
+        uplink: &sluice_types::Uplink,
+    ) -> sluice_runtime::CallOutcome<sluice_types::Document> {
+        match self {
+            Fresh::Local(instance) => instance.decode(uplink),
+            Fresh::Trial(instance) => instance.decode(uplink),
+        }
+    }
+
+    fn encode(
+        &mut self,
+        downlink: &sluice_types::Downlink,
+    ) -> sluice_runtime::CallOutcome<sluice_types::EncodedDownlink> {
+        match self {
+            Fresh::Local(instance) => instance.encode(downlink),
+            Fresh::Trial(instance) => instance.encode(downlink),
+        }
+    }
+
+    fn route(
+        &mut self,
+        uplink: &sluice_types::Uplink,
+        document: &sluice_types::Document,
+    ) -> sluice_runtime::CallOutcome<Vec<sluice_types::Decision>> {
+        match self {
+            Fresh::Local(instance) => instance.route(uplink, document),
+            Fresh::Trial(instance) => instance.route(uplink, document),
+        }
+    }
+}
+
+impl Runner {
+    /// Runs `module` of `tenant`, loaded from `component`.
+    pub fn new(
+        state: &AppState,
+        tenant: &str,
+        module: sluice_runtime::Module,
+        component: Arc<Vec<u8>>,
+    ) -> Self {
+        let trial = state
+            .pipeline
+            .as_ref()
+            .map(|pipeline| pipeline.trial(tenant, module.clone(), component));
+        Self { module, trial }
+    }
+
+    /// A fresh instance with `config` as the binding config and empty device state.
+    /// Blocking.
+    pub fn fresh(
+        &self,
+        config: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Fresh, GuestFailure> {
+        match &self.trial {
+            Some(trial) => trial.instance(config).map(Fresh::Trial),
+            None => Ok(Fresh::Local(self.module.instantiate(
+                sluice_runtime::InstanceEnv {
+                    config: Arc::new(config.clone()),
+                    state: Arc::new(sluice_runtime::MemoryStateStore::new()),
+                },
+            ))),
+        }
+    }
+
+    /// Runs every vector of `file`, each on a fresh instance. Blocking.
+    pub fn vectors(&self, file: &VectorFile) -> Vec<sluice_vectors::VectorResult> {
+        sluice_vectors::run_with(file, |config| self.fresh(config))
+    }
+
+    /// Decodes `uplink` on a fresh instance with no config. Blocking.
+    pub fn decode(
+        &self,
+        uplink: &sluice_types::Uplink,
+    ) -> sluice_runtime::CallOutcome<sluice_types::Document> {
+        use sluice_vectors::Subject as _;
+        match self.fresh(&Default::default()) {
+            Ok(mut instance) => instance.decode(uplink),
+            Err(failure) => sluice_runtime::CallOutcome {
+                result: Err(failure),
+                report: Default::default(),
+            },
+        }
+    }
+}

@@ -1,6 +1,8 @@
 //! The route handlers. Blocking work (SQLite, compiling, running guests) runs on tokio's
 //! blocking pool so it never stalls the async workers.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -8,7 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sluice_runtime::{InstanceEnv, LogLine};
+use sluice_runtime::LogLine;
 use sluice_store::{Module, NewVersion, Source, SourceLanguage, VersionInfo};
 use sluice_types::{ModulePolicy, ModuleRef, Uplink, World};
 
@@ -187,7 +189,14 @@ pub async fn upload_version(
     blocking(move || {
         let prepared = compile::prepare(&state, &caller.tenant, &name, body.code())?;
         if let Some(file) = &prepared.vectors {
-            let failures: Vec<Value> = sluice_vectors::run(&prepared.loaded, file)
+            let runner = compile::Runner::new(
+                &state,
+                &caller.tenant,
+                prepared.loaded.clone(),
+                prepared.component.clone(),
+            );
+            let failures: Vec<Value> = runner
+                .vectors(file)
                 .into_iter()
                 .filter(|r| !r.passed)
                 .map(|r| json!({ "name": r.name, "diff": r.diff }))
@@ -339,17 +348,22 @@ pub async fn check(
             vectors_yaml: body.vectors_yaml.as_deref(),
         };
         let prepared = compile::prepare(&state, &caller.tenant, &name, code)?;
+        let runner = compile::Runner::new(
+            &state,
+            &caller.tenant,
+            prepared.loaded.clone(),
+            prepared.component.clone(),
+        );
         let vectors = prepared
             .vectors
             .as_ref()
-            .map(|file| sluice_vectors::run(&prepared.loaded, file))
+            .map(|file| runner.vectors(file))
             .unwrap_or_default();
         let passed = vectors.iter().filter(|r| r.passed).count();
         let tried = match tried {
             None => None,
             Some(uplink) => {
-                let mut instance = prepared.loaded.instantiate(InstanceEnv::default());
-                let outcome = instance.decode(&uplink);
+                let outcome = runner.decode(&uplink);
                 let mut result = match outcome.result {
                     Ok(document) => json!({ "document": document }),
                     Err(failure) => json!({ "failure": failure }),
@@ -497,8 +511,9 @@ pub async fn decode(
                 active.info.policy.clone(),
             )
             .map_err(|f| ApiError::internal(format!("the stored version no longer loads: {f}")))?;
-        let mut instance = module.instantiate(InstanceEnv::default());
-        let outcome = instance.decode(&uplink);
+        let runner =
+            compile::Runner::new(&state, &caller.tenant, module, Arc::new(active.component));
+        let outcome = runner.decode(&uplink);
         match outcome.result {
             Ok(document) => Ok(Json(Decoded {
                 version,

@@ -12,8 +12,10 @@ use std::sync::Arc;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sluice_runtime::{InstanceEnv, MemoryStateStore, Module};
-use sluice_types::{CodecErrorKind, Document, Downlink, GuestFailure, Uplink};
+use sluice_runtime::{CallOutcome, Instance, InstanceEnv, MemoryStateStore, Module};
+use sluice_types::{
+    CodecErrorKind, Decision, Document, Downlink, EncodedDownlink, GuestFailure, Uplink,
+};
 
 /// Device id used when a vector does not name one.
 pub const DEFAULT_DEVICE_ID: &str = "test-device";
@@ -236,17 +238,62 @@ pub struct VectorResult {
     pub actual: Value,
 }
 
-/// Runs every vector of `file` on `module`, each on a fresh instance with the vector's config.
-pub fn run(module: &Module, file: &VectorFile) -> Vec<VectorResult> {
-    file.vectors.iter().map(|v| run_one(module, v)).collect()
+/// A fresh instance of the module under test, as one vector uses it: in this process
+/// ([`Instance`]) or wherever the caller runs guest code (a tenant's worker process).
+pub trait Subject {
+    /// Decodes an uplink.
+    fn decode(&mut self, uplink: &Uplink) -> CallOutcome<Document>;
+    /// Encodes a downlink.
+    fn encode(&mut self, downlink: &Downlink) -> CallOutcome<EncodedDownlink>;
+    /// Routes a decoded uplink.
+    fn route(&mut self, uplink: &Uplink, document: &Document) -> CallOutcome<Vec<Decision>>;
 }
 
-fn run_one(module: &Module, vector: &Vector) -> VectorResult {
-    let env = InstanceEnv {
-        config: Arc::new(vector.config.clone()),
-        state: Arc::new(MemoryStateStore::new()),
-    };
-    let mut instance = module.instantiate(env);
+impl Subject for Instance {
+    fn decode(&mut self, uplink: &Uplink) -> CallOutcome<Document> {
+        Instance::decode(self, uplink)
+    }
+    fn encode(&mut self, downlink: &Downlink) -> CallOutcome<EncodedDownlink> {
+        Instance::encode(self, downlink)
+    }
+    fn route(&mut self, uplink: &Uplink, document: &Document) -> CallOutcome<Vec<Decision>> {
+        Instance::route(self, uplink, document)
+    }
+}
+
+/// Runs every vector of `file` on `module`, each on a fresh instance with the vector's config.
+pub fn run(module: &Module, file: &VectorFile) -> Vec<VectorResult> {
+    run_with(file, |config| {
+        Ok(module.instantiate(InstanceEnv {
+            config: Arc::new(config.clone()),
+            state: Arc::new(MemoryStateStore::new()),
+        }))
+    })
+}
+
+/// Runs every vector of `file` on a fresh subject from `fresh`, which gets the vector's
+/// config (and gives each subject empty device state). A subject that cannot be created fails
+/// its vector with the reason.
+pub fn run_with<S: Subject>(
+    file: &VectorFile,
+    mut fresh: impl FnMut(&BTreeMap<String, String>) -> Result<S, GuestFailure>,
+) -> Vec<VectorResult> {
+    file.vectors
+        .iter()
+        .map(|vector| match fresh(&vector.config) {
+            Ok(mut subject) => run_one(&mut subject, vector),
+            Err(failure) => VectorResult {
+                name: vector.name.clone(),
+                passed: false,
+                diff: Some(format!("the module could not be started: {failure}")),
+                fuel_consumed: 0,
+                actual: Value::Null,
+            },
+        })
+        .collect()
+}
+
+fn run_one(instance: &mut impl Subject, vector: &Vector) -> VectorResult {
     let fail = |message: String| VectorResult {
         name: vector.name.clone(),
         passed: false,

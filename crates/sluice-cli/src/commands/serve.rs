@@ -53,8 +53,8 @@ pub struct ServeArgs {
     /// NATS server (`nats://host:port`).
     #[arg(long, env = "SLUICE_NATS_URL", value_name = "URL")]
     nats: Option<String>,
-    /// Where guest code runs: `in-process`, or `process` (one sandboxed worker process per
-    /// tenant).
+    /// Where guest code runs: `process` (the default: one sandboxed worker process per
+    /// tenant), or `in-process`.
     #[arg(long, env = "SLUICE_ISOLATION", value_name = "MODE")]
     isolation: Option<IsolationMode>,
     /// Longest wait for in-flight messages at shutdown, in seconds.
@@ -117,10 +117,11 @@ pub enum RustBuilds {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum IsolationMode {
-    /// In the service's process.
-    #[default]
+    /// In the service's process: for development and single-tenant installs.
     InProcess,
-    /// In one sandboxed worker process per tenant.
+    /// In one sandboxed worker process per tenant: no tenant's code shares a process with
+    /// another's.
+    #[default]
     Process,
 }
 

@@ -1,8 +1,8 @@
 //! Sluice end to end over a real MQTT broker, against the bare broker round trip, in one run.
 //!
 //! `cargo bench -p sluice-benches --bench mqtt` starts mosquitto and, in this process, the
-//! service as `sluice serve` wires it (store, runtime, pipeline, the binding's MQTT
-//! subscriber and the MQTT sink publisher) with one binding: Cayenne LPP from `bench/devices/+/up` to `bench/out/{device}`.
+//! service as `sluice serve --isolation in-process` wires it (store, runtime, pipeline, the
+//! binding's MQTT subscriber and the MQTT sink publisher) with one binding: Cayenne LPP from `bench/devices/+/up` to `bench/out/{device}`.
 //! A load generator publishes QoS 1 messages at a fixed offered rate (open loop: message `i`
 //! is due at `t0 + i / rate` and its latency runs from that due time, so a stall delays the
 //! clock of every message behind it) and a subscriber timestamps each arrival. Each rate is

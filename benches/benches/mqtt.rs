@@ -1,8 +1,9 @@
 //! Sluice end to end over a real MQTT broker, against the bare broker round trip, in one run.
 //!
 //! `cargo bench -p sluice-benches --bench mqtt` starts mosquitto and, in this process, the
-//! service as `sluice serve --isolation in-process` wires it (store, runtime, pipeline, the
-//! binding's MQTT subscriber and the MQTT sink publisher) with one binding: Cayenne LPP from `bench/devices/+/up` to `bench/out/{device}`.
+//! service as `sluice serve` wires it (store, runtime, pipeline, the binding's MQTT
+//! subscriber and the MQTT sink publisher, guest calls in a worker process: this executable
+//! started with `worker`) with one binding: Cayenne LPP from `bench/devices/+/up` to `bench/out/{device}`.
 //! A load generator publishes QoS 1 messages at a fixed offered rate (open loop: message `i`
 //! is due at `t0 + i / rate` and its latency runs from that due time, so a stall delays the
 //! clock of every message behind it) and a subscriber timestamps each arrival. Each rate is
@@ -17,7 +18,9 @@
 //! `SLUICE_BENCH_SECS` the measured seconds per rate and path (default 10), after a 2 s
 //! warm-up at the same rate; `SLUICE_BENCH_MQTT_INFLIGHT` the service's `mqtt.inflight`
 //! (unacknowledged publishes of the MQTT sink, default 256); `SLUICE_BENCH_IO_THREADS` the
-//! service's async runtime threads (default: one per core, as `sluice serve`).
+//! service's async runtime threads (default: one per core, as `sluice serve`);
+//! `SLUICE_BENCH_ISOLATION` where guest calls run: `process` (default, as `sluice serve`) or
+//! `in-process`.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -27,7 +30,7 @@ use rumqttc::{AsyncClient, ClientError, Event, EventLoop, MqttOptions, Packet, Q
 use sluice_brokers::Mosquitto;
 use sluice_connectors::SinkContext;
 use sluice_connectors::mqtt::{MqttPublisher, MqttSettings};
-use sluice_pipeline::{Metrics, Pipeline, PipelineConfig};
+use sluice_pipeline::{Isolation, Metrics, Pipeline, PipelineConfig, SpawnOptions, WorkerOptions};
 use sluice_runtime::{Runtime, RuntimeConfig};
 use sluice_store::{BindingSpec, NewVersion, Store};
 use sluice_types::{ModulePolicy, World};
@@ -274,6 +277,9 @@ struct CpuSnapshot {
     threads: Vec<(u32, String, u64)>,
     /// The broker process (a child of this process).
     broker: u64,
+    /// The tenant's worker process (the other child), where guest calls run with process
+    /// isolation.
+    guest_process: u64,
     /// The whole machine, busy (everything but idle, I/O wait and steal).
     machine_busy: u64,
     /// The whole machine, taken by the hypervisor (steal).
@@ -286,8 +292,11 @@ struct CpuShares {
     /// Sluice's async runtime (`sluice-io`: MQTT in and out, dispatch, delivery) and its
     /// deadline ticker (`sluice-epoch`).
     sluice_io: f64,
-    /// Sluice's binding worker (`sluice-<binding>`: the codec call and the output format).
+    /// Sluice's binding worker (`sluice-<binding>`: the codec call, or its round trip to the
+    /// worker process, and the output format).
     sluice_worker: f64,
+    /// The tenant's worker process (guest calls, with process isolation).
+    guest_process: f64,
     /// The load generator: the pacing thread and the clients' event loops.
     load: f64,
     /// mosquitto.
@@ -314,11 +323,20 @@ impl CpuSnapshot {
             }
         }
         let me = std::process::id();
-        let broker = std::fs::read_dir("/proc")
+        let children: Vec<(String, u32, u64)> = std::fs::read_dir("/proc")
             .ok()?
             .flatten()
             .filter_map(|entry| read_stat(&entry.path().join("stat")))
-            .filter(|(name, parent, _)| *parent == me && name == "mosquitto")
+            .filter(|(_, parent, _)| *parent == me)
+            .collect();
+        let broker = children
+            .iter()
+            .filter(|(name, _, _)| name == "mosquitto")
+            .map(|(_, _, ticks)| ticks)
+            .sum();
+        let guest_process = children
+            .iter()
+            .filter(|(name, _, _)| name != "mosquitto")
             .map(|(_, _, ticks)| ticks)
             .sum();
         let stat = std::fs::read_to_string("/proc/stat").ok()?;
@@ -337,6 +355,7 @@ impl CpuSnapshot {
             at,
             threads,
             broker,
+            guest_process,
             machine_busy: total - idle - steal,
             machine_steal: steal,
         })
@@ -363,11 +382,13 @@ impl CpuSnapshot {
             }
         }
         let broker = self.broker.saturating_sub(before.broker);
+        let guest_process = self.guest_process.saturating_sub(before.guest_process);
         let busy = self.machine_busy.saturating_sub(before.machine_busy);
-        let others = busy.saturating_sub(io + worker + load + broker);
+        let others = busy.saturating_sub(io + worker + load + broker + guest_process);
         CpuShares {
             sluice_io: cores(io),
             sluice_worker: cores(worker),
+            guest_process: cores(guest_process),
             load: cores(load),
             broker: cores(broker),
             others: cores(others),
@@ -409,7 +430,28 @@ struct Load {
     next_seq: u64,
 }
 
-fn main() {
+/// The first argument that makes this executable a tenant's worker process, as `sluice worker`.
+const WORKER_ARG: &str = "worker";
+
+fn main() -> std::process::ExitCode {
+    // A worker hardens itself before anything else starts.
+    if std::env::args().nth(1).as_deref() == Some(WORKER_ARG) {
+        return sluice_worker::worker_main();
+    }
+    run();
+    std::process::ExitCode::SUCCESS
+}
+
+/// Where guest calls run, from `SLUICE_BENCH_ISOLATION`.
+fn isolation_mode() -> &'static str {
+    match std::env::var("SLUICE_BENCH_ISOLATION").as_deref() {
+        Err(_) | Ok("process") => "process",
+        Ok("in-process") => "in-process",
+        Ok(other) => panic!("SLUICE_BENCH_ISOLATION: `process` or `in-process`, not `{other}`"),
+    }
+}
+
+fn run() {
     let rates: Vec<f64> = std::env::var("SLUICE_BENCH_RATES")
         .unwrap_or_else(|_| "5000,10000".into())
         .split(',')
@@ -552,13 +594,28 @@ async fn start_service(url: &str, run_id: &str) -> Service {
     }
     let mut sinks = SinkContext::new(dir.path().join("sinks"));
     sinks.mqtt = Some(MqttPublisher::start(&settings).expect("MQTT publisher"));
+    let isolation = match isolation_mode() {
+        "process" => {
+            let exe = std::env::current_exe().expect("this executable");
+            let worker = WorkerOptions {
+                cache_dir: Some(dir.path().join("worker-cache")),
+                max_instances: 256,
+                ..WorkerOptions::default()
+            };
+            Isolation::Process(Box::new(
+                SpawnOptions::new(exe, worker).with_args([WORKER_ARG]),
+            ))
+        }
+        _ => Isolation::InProcess,
+    };
     let pipeline = Pipeline::new(
         store,
         runtime,
         sinks,
         Metrics::new(),
         PipelineConfig::default(),
-    );
+    )
+    .with_isolation(isolation);
     pipeline.refresh().await.expect("bindings start");
     pipeline.attach_mqtt(settings);
     pipeline.refresh().await.expect("sources subscribed");
@@ -862,7 +919,11 @@ fn sequence_of(topic: &str) -> Option<u64> {
 /// Prints the run's tables in Markdown.
 fn print_report(results: &[RunResult], secs: f64) {
     println!(
-        "\nEnd to end over MQTT: QoS 1 in and out, {secs} s measured per row after a {WARMUP_SECS} s warm-up; latency from each message's due time to its arrival.\n"
+        "\nEnd to end over MQTT: QoS 1 in and out, {secs} s measured per row after a {WARMUP_SECS} s warm-up; latency from each message's due time to its arrival. Guest calls: {}.\n",
+        match isolation_mode() {
+            "process" => "in the tenant's worker process (`--isolation process`, the default)",
+            _ => "in the service's process (`--isolation in-process`)",
+        }
     );
     println!(
         "| path | offered msgs/s | output msgs/s | sent | received | missing | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | sender late p99 ms | over {TARGET_P99_MS} ms: msgs, in windows |"
@@ -964,17 +1025,18 @@ fn print_report(results: &[RunResult], secs: f64) {
             "\nWhere the CPU went during each row (cores busy, warm-up and drain included):\n"
         );
         println!(
-            "| path | offered msgs/s | Sluice async I/O | Sluice binding worker | load generator | mosquitto | other processes | steal | machine cores |"
+            "| path | offered msgs/s | Sluice async I/O | Sluice binding worker | Sluice guest process | load generator | mosquitto | other processes | steal | machine cores |"
         );
-        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for r in results {
             if let Some(cpu) = r.cpu {
                 println!(
-                    "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} |",
+                    "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} |",
                     r.path.label(),
                     thousands(r.offered),
                     cpu.sluice_io,
                     cpu.sluice_worker,
+                    cpu.guest_process,
                     cpu.load,
                     cpu.broker,
                     cpu.others,

@@ -132,6 +132,21 @@ async function run() {
     if (marked.join() !== String(reported)) throw new Error(`the code marks lines [${marked}], expected line ${reported}`);
   });
 
+  await step("leaving with unsaved changes asks first, and staying keeps them", async () => {
+    const edited = await page.inputValue("#code");
+    const unsaved = await page.$eval("#module-title", (el) => el.classList.contains("unsaved"));
+    if (!unsaved) throw new Error("the module's title does not show unsaved changes");
+    let asked = null;
+    page.once("dialog", (dialog) => {
+      asked = dialog.message();
+      dialog.dismiss();
+    });
+    await page.click("#logout");
+    if (!asked || !asked.includes("unsaved changes")) throw new Error(`no confirmation before leaving (dialog: ${asked})`);
+    if (await page.isHidden("#app-view")) throw new Error("logged out although the user chose to stay");
+    if ((await page.inputValue("#code")) !== edited) throw new Error("the unsaved code was lost");
+  });
+
   await step("the original code compiles and its vectors pass", async () => {
     await page.fill("#code", original);
     await page.click("#compile");

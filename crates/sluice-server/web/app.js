@@ -46,7 +46,37 @@ const state = {
   language: "javascript", // the open source's language: "javascript" or "rust"
   editable: false, // false for an uploaded component (no source) or a router
   ticket: 0, // bumped by every navigation: answers that arrive for an older one are dropped
+  version: null, // the version shown in the editors (null for a new module's template)
+  saved: "", // the code and vectors as last loaded or saved: anything else is unsaved
 };
+
+// ---------------------------------------------------------------------------------------
+// Unsaved changes: the editors against what was last loaded or saved.
+
+function editorsText() {
+  return `${codeEditor.value}\u0000${vectorsEditor.value}`;
+}
+
+function hasUnsavedChanges() {
+  return Boolean(state.module && state.editable && editorsText() !== state.saved);
+}
+
+// Takes what the editors hold now as saved.
+function markSaved() {
+  state.saved = editorsText();
+  showUnsaved();
+}
+
+function showUnsaved() {
+  const unsaved = hasUnsavedChanges();
+  $("#module-title").classList.toggle("unsaved", unsaved);
+  $("#module-title").title = unsaved ? "unsaved changes" : "";
+}
+
+// Whether it is fine to leave the open module: nothing unsaved, or the user says so.
+function mayLeave() {
+  return !hasUnsavedChanges() || confirm(`Discard your unsaved changes to ${state.module.name}?`);
+}
 
 // ---------------------------------------------------------------------------------------
 // The API
@@ -331,6 +361,7 @@ async function openModule(name, kind) {
   setEditable(false, "");
   codeEditor.value = vectorsEditor.value = "";
   const newest = Math.max(0, ...module.versions.map((v) => v.version));
+  state.version = null;
   if (newest) await loadVersion(newest);
   else await startFromTemplate(kind ?? (module.world === "router" ? "rust-router" : "js-codec"));
   await loadBindings();
@@ -372,6 +403,7 @@ async function startFromTemplate(kind) {
   setEditable(true, "");
   codeEditor.value = code;
   vectorsEditor.value = vectors;
+  markSaved();
   setStatus("new module: edit the template, then compile & test");
 }
 
@@ -406,11 +438,13 @@ async function loadVersion(version) {
   }
   if (ticket !== state.ticket) return;
   $("#version").value = String(version);
+  state.version = version;
   const hasSource = typeof loaded.source === "string";
   setLanguage(loaded.source_language ?? "javascript");
   setEditable(hasSource, hasSource ? "" : "uploaded component – no source");
   codeEditor.value = loaded.source ?? "";
   vectorsEditor.value = loaded.test_vectors_yaml ?? "";
+  markSaved();
   setStatus(`version ${version} is ${version === state.module.active_version ? "active" : "not active"}`);
 }
 
@@ -597,7 +631,11 @@ async function saveAndActivate() {
       if (SOURCE_ERRORS.has(error.code)) showBuildError(error);
       return;
     }
-    if (ticket === state.ticket) setStatus(`version ${saved.version} is live`, "ok");
+    if (ticket === state.ticket) {
+      state.version = saved.version;
+      markSaved();
+      setStatus(`version ${saved.version} is live`, "ok");
+    }
     await refreshAfterActivation(name);
   });
 }
@@ -717,16 +755,25 @@ function onSubmit(selector, handler) {
 }
 
 onSubmit("#login-form", () => logIn($("#token").value.trim()));
-onSubmit("#new-module-form", () => createModule($("#new-module-name").value.trim(), $("#new-module-kind").value));
+onSubmit("#new-module-form", () => mayLeave() && createModule($("#new-module-name").value.trim(), $("#new-module-kind").value));
 onSubmit("#try-form", () => state.editable && tryPayload());
-$("#logout").addEventListener("click", () => showLogin());
+$("#logout").addEventListener("click", () => mayLeave() && showLogin());
 $("#new-module").addEventListener("click", () => openNewModuleForm(true));
 $("#cancel-module").addEventListener("click", () => openNewModuleForm(false));
 $("#modules").addEventListener("click", (event) => {
   const button = event.target.closest("[data-module]");
-  if (button) openModule(button.dataset.module);
+  if (button && mayLeave()) openModule(button.dataset.module);
 });
-$("#version").addEventListener("change", () => loadVersion(Number($("#version").value)));
+$("#version").addEventListener("change", () => {
+  if (mayLeave()) loadVersion(Number($("#version").value));
+  else $("#version").value = String(state.version);
+});
+for (const textarea of document.querySelectorAll(".editor textarea")) {
+  textarea.addEventListener("input", showUnsaved);
+}
+window.addEventListener("beforeunload", (event) => {
+  if (hasUnsavedChanges()) event.preventDefault();
+});
 $("#compile").addEventListener("click", compileAndTest);
 $("#activate").addEventListener("click", saveAndActivate);
 $("#binding").addEventListener("change", () => startLive($("#binding").value));

@@ -145,3 +145,49 @@ fn thrown_error_names_its_line_and_column() {
         error.message
     );
 }
+
+#[test]
+fn abusing_the_host_imports_hits_their_caps_and_typed_errors() {
+    let mut codec = instance("host-api-flood.js");
+
+    // A thousand metric names in one call: the per-call cap keeps 64, the rest are counted.
+    let out = codec.decode(&uplink(1, &[1]));
+    assert!(out.result.is_ok(), "{:?}", out.result);
+    assert_eq!(out.report.metrics.len(), 64);
+    assert_eq!(out.report.metrics_dropped, 1000 - 64);
+
+    // The state quota (4 KiB per device by default) stops the writes with an exception the
+    // script can catch.
+    let out = codec.decode(&uplink(1, &[2]));
+    let document = crate::json(&out.result.expect("decodes"));
+    let stored = document["stored"].as_u64().expect("a count");
+    assert!((20..32).contains(&stored), "{document}");
+    assert!(
+        document["refused"]
+            .as_str()
+            .is_some_and(|m| m.contains("state quota")),
+        "{document}"
+    );
+
+    // An empty key, bytes out of range, a negative counter: uncaught, each is the codec's
+    // internal error naming the problem, and the instance goes on.
+    for (frame, expected) in [
+        (3u8, "not a valid key"),
+        (4, "byte 2 is 300"),
+        (5, "not a whole number"),
+    ] {
+        let failure = codec
+            .decode(&uplink(1, &[frame]))
+            .result
+            .expect_err("refused");
+        match failure {
+            GuestFailure::GuestError { error, .. } => {
+                assert_eq!(error.kind, CodecErrorKind::Internal);
+                assert!(error.message.contains(expected), "{}", error.message);
+            }
+            other => panic!("expected a codec error, got {other}"),
+        }
+        assert!(codec.is_live());
+    }
+    assert_host_unharmed();
+}

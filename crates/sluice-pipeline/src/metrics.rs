@@ -1,6 +1,7 @@
 //! The pipeline's Prometheus metrics. Labels are bounded by what the registry holds:
 //! tenant, binding, module and a fixed set of outcomes and failure kinds.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -134,14 +135,19 @@ enum GuestMetric {
     Gauge(Gauge<f64, std::sync::atomic::AtomicU64>),
 }
 
-/// The metrics one module reports in one binding: each name resolved once, at most
-/// [`MAX_GUEST_METRICS_PER_MODULE`] names.
+/// The guest metric names each module has created in each binding, and whether each is a
+/// counter: the cap and the kind hold across the module's versions and the binding's workers.
+type GuestNames = Arc<std::sync::Mutex<HashMap<CallLabels, HashMap<String, bool>>>>;
+
+/// The metrics one module reports in one binding: each name resolved once per loaded
+/// version, at most [`MAX_GUEST_METRICS_PER_MODULE`] names.
 #[derive(Debug)]
 pub(crate) struct GuestSeries {
     labels: CallLabels,
     counters: Family<GuestMetricLabels, Counter>,
     gauges: Family<GuestMetricLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
-    names: std::collections::HashMap<String, GuestMetric>,
+    known: GuestNames,
+    names: HashMap<String, GuestMetric>,
 }
 
 impl GuestSeries {
@@ -156,17 +162,29 @@ impl GuestSeries {
                 MetricUpdate::Gauge { name, .. } => (name, false),
             };
             if !self.names.contains_key(name) {
-                if self.names.len() >= MAX_GUEST_METRICS_PER_MODULE {
+                // First use in this version: the kind a name was created with, or room for it.
+                let kind = self.known.lock().ok().and_then(|mut known| {
+                    let names = known.entry(self.labels.clone()).or_default();
+                    match names.get(name) {
+                        Some(&kind) => Some(kind),
+                        None if names.len() < MAX_GUEST_METRICS_PER_MODULE => {
+                            names.insert(name.clone(), is_counter);
+                            Some(is_counter)
+                        }
+                        None => None,
+                    }
+                });
+                let Some(counter) = kind else {
                     dropped += 1;
                     continue;
-                }
+                };
                 let labels = GuestMetricLabels {
                     tenant: self.labels.tenant.clone(),
                     binding: self.labels.binding.clone(),
                     module: self.labels.module.clone(),
                     name: name.clone(),
                 };
-                let metric = if is_counter {
+                let metric = if counter {
                     GuestMetric::Counter(self.counters.get_or_create(&labels).clone())
                 } else {
                     GuestMetric::Gauge(self.gauges.get_or_create(&labels).clone())
@@ -207,6 +225,8 @@ pub struct Metrics {
     /// `sluice_guest_metric_updates_dropped_total{tenant,binding,module}`: updates over the
     /// per-call or per-module name caps.
     pub guest_metrics_dropped: Family<CallLabels, Counter>,
+    /// The guest metric names created so far, per module and binding.
+    guest_names: GuestNames,
     /// `sluice_message_latency_seconds{tenant,binding}`: from intake to settled.
     pub latency: Family<BindingLabels, Histogram, fn() -> Histogram>,
     /// `sluice_sink_retries_total{tenant,binding}`.
@@ -342,6 +362,7 @@ impl Metrics {
             guest_counters,
             guest_gauges,
             guest_metrics_dropped,
+            guest_names: GuestNames::default(),
             latency,
             sink_retries,
             queue_depth,
@@ -400,7 +421,8 @@ impl Metrics {
                 labels,
                 counters: self.guest_counters.clone(),
                 gauges: self.guest_gauges.clone(),
-                names: std::collections::HashMap::new(),
+                known: self.guest_names.clone(),
+                names: HashMap::new(),
             },
         }
     }
@@ -412,5 +434,49 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_runtime::MetricUpdate;
+
+    fn counter(name: &str) -> MetricUpdate {
+        MetricUpdate::Counter {
+            name: name.into(),
+            delta: 1,
+        }
+    }
+
+    #[test]
+    fn the_guest_name_cap_and_kinds_hold_across_versions_of_a_module() {
+        let metrics = Metrics::new();
+        let mut first = metrics.calls("acme", "b", "codec").guest;
+        let names: Vec<MetricUpdate> = (0..MAX_GUEST_METRICS_PER_MODULE)
+            .map(|i| counter(&format!("n{i}")))
+            .collect();
+        assert_eq!(first.apply(&names), 0);
+        assert_eq!(first.apply(&[counter("one_more")]), 1);
+
+        // A new version of the module in the same binding starts with no names resolved,
+        // and still may not add any, nor turn a counter into a gauge.
+        let mut second = metrics.calls("acme", "b", "codec").guest;
+        assert_eq!(second.apply(&[counter("n0"), counter("another")]), 1);
+        let gauge = MetricUpdate::Gauge {
+            name: "n1".into(),
+            value: 1.0,
+        };
+        assert_eq!(second.apply(&[gauge]), 1);
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"sluice_guest_counter_total{tenant="acme",binding="b",module="codec",name="n0"} 2"#),
+            "{text}"
+        );
+        assert!(!text.contains("sluice_guest_gauge{"), "{text}");
+
+        // Another module (or binding) has its own names.
+        let mut other = metrics.calls("acme", "b", "router").guest;
+        assert_eq!(other.apply(&[counter("another")]), 0);
     }
 }

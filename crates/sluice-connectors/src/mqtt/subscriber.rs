@@ -460,13 +460,11 @@ where
             };
             match packet {
                 Packet::Publish(publish) => {
+                    self.release_sink_when_intake_ends();
                     let Some(sink) = &self.sink else {
                         // Not taking messages: it stays unacknowledged and comes back.
                         continue;
                     };
-                    if *self.intake.borrow() != Intake::Open {
-                        continue;
-                    }
                     let ack = (publish.qos != QoS::AtMostOnce).then(|| MqttAck {
                         commands: self.acks.clone(),
                         generation,

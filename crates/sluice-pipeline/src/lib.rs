@@ -336,13 +336,11 @@ impl Trial {
         &self,
         config: &BTreeMap<String, String>,
     ) -> Result<TrialInstance, sluice_types::GuestFailure> {
-        let state: Arc<dyn sluice_runtime::StateStore> =
-            Arc::new(sluice_runtime::MemoryStateStore::new());
         let exec = match self.inner.tenant_process(&self.tenant) {
-            None => isolation::Exec::Local(self.module.instantiate(sluice_runtime::InstanceEnv {
-                config: Arc::new(config.clone()),
-                state,
-            })),
+            None => isolation::Exec::Local(
+                self.module
+                    .instantiate(sluice_runtime::InstanceEnv::with_config(config.clone())),
+            ),
             Some(process) => isolation::Exec::load(
                 &self.inner.runtime,
                 Some(process),
@@ -351,7 +349,7 @@ impl Trial {
                 &self.component,
                 self.module.policy().clone(),
                 config.clone(),
-                state,
+                Arc::new(sluice_runtime::MemoryStateStore::new()),
             )?,
         };
         Ok(TrialInstance(exec))

@@ -117,8 +117,16 @@ pub struct InstanceEnv {
 
 impl Default for InstanceEnv {
     fn default() -> Self {
+        Self::with_config(BTreeMap::new())
+    }
+}
+
+impl InstanceEnv {
+    /// `config` as the binding's configuration, and device state kept in memory, empty: how
+    /// a module runs outside any binding (test vectors, a trial decode, the CLI).
+    pub fn with_config(config: BTreeMap<String, String>) -> Self {
         Self {
-            config: Arc::default(),
+            config: Arc::new(config),
             state: Arc::new(MemoryStateStore::new()),
         }
     }

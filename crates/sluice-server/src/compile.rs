@@ -377,10 +377,7 @@ impl Runner {
         match &self.trial {
             Some(trial) => trial.instance(config).map(Fresh::Trial),
             None => Ok(Fresh::Local(self.module.instantiate(
-                sluice_runtime::InstanceEnv {
-                    config: Arc::new(config.clone()),
-                    state: Arc::new(sluice_runtime::MemoryStateStore::new()),
-                },
+                sluice_runtime::InstanceEnv::with_config(config.clone()),
             ))),
         }
     }

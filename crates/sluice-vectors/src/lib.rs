@@ -7,12 +7,11 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sluice_runtime::{CallOutcome, Instance, InstanceEnv, MemoryStateStore, Module};
+use sluice_runtime::{CallOutcome, Instance, InstanceEnv, Module};
 use sluice_types::{
     CodecErrorKind, Decision, Document, Downlink, EncodedDownlink, GuestFailure, Uplink,
 };
@@ -264,10 +263,7 @@ impl Subject for Instance {
 /// Runs every vector of `file` on `module`, each on a fresh instance with the vector's config.
 pub fn run(module: &Module, file: &VectorFile) -> Vec<VectorResult> {
     run_with(file, |config| {
-        Ok(module.instantiate(InstanceEnv {
-            config: Arc::new(config.clone()),
-            state: Arc::new(MemoryStateStore::new()),
-        }))
+        Ok(module.instantiate(InstanceEnv::with_config(config.clone())))
     })
 }
 

@@ -1,15 +1,13 @@
 //! `sluice decode`, `encode` and `route`: one call of a module, as the server would make it.
 
-use std::collections::BTreeMap;
 use std::io::{IsTerminal as _, Read as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use clap::Args;
-use sluice_runtime::{CallOutcome, Instance, InstanceEnv, MemoryStateStore};
+use sluice_runtime::{CallOutcome, Instance, InstanceEnv};
 use sluice_types::{Document, Downlink, Uplink};
 use sluice_vectors::{DEFAULT_DEVICE_ID, parse_hex};
 
@@ -141,10 +139,7 @@ impl CallArgs {
         let module = sandbox::load(&runtime, &name, &bytes, policy)
             .map_err(anyhow::Error::new)
             .with_context(|| format!("cannot load {}", self.module.display()))?;
-        let env = InstanceEnv {
-            config: Arc::new(self.config.iter().cloned().collect::<BTreeMap<_, _>>()),
-            state: Arc::new(MemoryStateStore::new()),
-        };
+        let env = InstanceEnv::with_config(self.config.iter().cloned().collect());
         Ok(Session {
             name,
             instance: module.instantiate(env),

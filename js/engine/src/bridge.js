@@ -77,27 +77,37 @@
     return key;
   }
 
-  // Bytes to store: a Uint8Array (or other typed array or ArrayBuffer) or an array of
-  // integers 0..=255.
-  function storable(value) {
+  // The elements of an array, typed array or ArrayBuffer as a plain array of integers
+  // 0..=255 (`{ bytes }`), or the first element that is not one (`{ at, value }`); `null`
+  // when `value` is none of those.
+  function byteList(value) {
     if (value instanceof ArrayBuffer) value = new Uint8Array(value);
+    if (!isArray(value) && !ArrayBuffer.isView(value)) return null;
+    const bytes = [];
+    for (let i = 0; i < value.length; i++) {
+      const byte = value[i];
+      if (!isInteger(byte) || byte < 0 || byte > 255) return { at: i, value: byte };
+      bytes.push(byte);
+    }
+    return { bytes };
+  }
+
+  // Bytes to store: a Uint8Array (any other typed array or DataView as its bytes), an
+  // ArrayBuffer, or an array of integers 0..=255.
+  function storable(value) {
     if (ArrayBuffer.isView(value) && !(value instanceof Uint8Array)) {
       value = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
     }
-    if (!isArray(value) && !(value instanceof Uint8Array)) {
+    const list = byteList(value);
+    if (list === null) {
       throw new TypeError(
         `sluice.state.set stores bytes (a Uint8Array or an array of 0..255) or a string, got ${typeName(value)}`
       );
     }
-    const out = [];
-    for (let i = 0; i < value.length; i++) {
-      const byte = value[i];
-      if (!isInteger(byte) || byte < 0 || byte > 255) {
-        throw new RangeError(`sluice.state.set: byte ${i} is ${show(byte)}, not an integer 0..255`);
-      }
-      out.push(byte);
+    if (list.bytes === undefined) {
+      throw new RangeError(`sluice.state.set: byte ${list.at} is ${show(list.value)}, not an integer 0..255`);
     }
-    return out;
+    return list.bytes;
   }
 
   function stored(code, key) {
@@ -255,20 +265,14 @@
 
   // The frame an encoder returned: an array or typed array of integers 0..=255.
   function frame(bytes, entry) {
-    if (bytes instanceof ArrayBuffer) bytes = new Uint8Array(bytes);
-    const arrayLike = isArray(bytes) || ArrayBuffer.isView(bytes);
-    if (!arrayLike) {
+    const list = byteList(bytes);
+    if (list === null) {
       return refuse("internal", `${entry} must return bytes as an array of numbers, got ${typeName(bytes)}`);
     }
-    const out = [];
-    for (let i = 0; i < bytes.length; i++) {
-      const byte = bytes[i];
-      if (!isInteger(byte) || byte < 0 || byte > 255) {
-        return refuse("internal", `${entry} returned bytes[${i}] = ${show(byte)}, which is not a byte (0..255)`);
-      }
-      out.push(byte);
+    if (list.bytes === undefined) {
+      return refuse("internal", `${entry} returned bytes[${list.at}] = ${show(list.value)}, which is not a byte (0..255)`);
     }
-    return { bytes: out };
+    return { bytes: list.bytes };
   }
 
   function find(name) {

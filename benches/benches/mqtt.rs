@@ -442,11 +442,12 @@ fn main() -> std::process::ExitCode {
     std::process::ExitCode::SUCCESS
 }
 
-/// Where guest calls run, from `SLUICE_BENCH_ISOLATION`.
-fn isolation_mode() -> &'static str {
+/// Whether guest calls run in a worker process (`SLUICE_BENCH_ISOLATION=process`, the
+/// default) rather than in this one (`in-process`).
+fn in_worker_process() -> bool {
     match std::env::var("SLUICE_BENCH_ISOLATION").as_deref() {
-        Err(_) | Ok("process") => "process",
-        Ok("in-process") => "in-process",
+        Err(_) | Ok("process") => true,
+        Ok("in-process") => false,
         Ok(other) => panic!("SLUICE_BENCH_ISOLATION: `process` or `in-process`, not `{other}`"),
     }
 }
@@ -594,19 +595,18 @@ async fn start_service(url: &str, run_id: &str) -> Service {
     }
     let mut sinks = SinkContext::new(dir.path().join("sinks"));
     sinks.mqtt = Some(MqttPublisher::start(&settings).expect("MQTT publisher"));
-    let isolation = match isolation_mode() {
-        "process" => {
-            let exe = std::env::current_exe().expect("this executable");
-            let worker = WorkerOptions {
-                cache_dir: Some(dir.path().join("worker-cache")),
-                max_instances: 256,
-                ..WorkerOptions::default()
-            };
-            Isolation::Process(Box::new(
-                SpawnOptions::new(exe, worker).with_args([WORKER_ARG]),
-            ))
-        }
-        _ => Isolation::InProcess,
+    let isolation = if in_worker_process() {
+        let exe = std::env::current_exe().expect("this executable");
+        let worker = WorkerOptions {
+            cache_dir: Some(dir.path().join("worker-cache")),
+            max_instances: 256,
+            ..WorkerOptions::default()
+        };
+        Isolation::Process(Box::new(
+            SpawnOptions::new(exe, worker).with_args([WORKER_ARG]),
+        ))
+    } else {
+        Isolation::InProcess
     };
     let pipeline = Pipeline::new(
         store,
@@ -920,9 +920,10 @@ fn sequence_of(topic: &str) -> Option<u64> {
 fn print_report(results: &[RunResult], secs: f64) {
     println!(
         "\nEnd to end over MQTT: QoS 1 in and out, {secs} s measured per row after a {WARMUP_SECS} s warm-up; latency from each message's due time to its arrival. Guest calls: {}.\n",
-        match isolation_mode() {
-            "process" => "in the tenant's worker process (`--isolation process`, the default)",
-            _ => "in the service's process (`--isolation in-process`)",
+        if in_worker_process() {
+            "in the tenant's worker process (`--isolation process`, the default)"
+        } else {
+            "in the service's process (`--isolation in-process`)"
         }
     );
     println!(
